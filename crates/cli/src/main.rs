@@ -1,0 +1,2 @@
+//! The `trailwatch` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! CloudTrail events in the EventBridge envelope.

@@ -1,0 +1,1 @@
+//! Rules: match, conditions, per-item expansion, state, templates, self-tests.
