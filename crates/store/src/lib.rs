@@ -154,6 +154,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The event time of the newest seen event, if any.
+    pub fn newest_event_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT MAX(event_time) FROM seen_events", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(text
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
     /// How many inputs are recorded as processed.
     pub fn inputs_done(&self) -> Result<u64, StoreError> {
         self.conn
@@ -213,6 +224,7 @@ mod tests {
         assert_eq!(store.prune_seen(cutoff).unwrap(), 1);
         assert!(!store.event_seen("old").unwrap());
         assert!(store.event_seen("new").unwrap());
+        assert_eq!(store.newest_event_time().unwrap(), Some(new));
     }
 
     #[test]
