@@ -352,7 +352,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigErrors> {
     if errors.is_empty() {
         Ok(config)
     } else {
-        errors.sort_by(|a, b| a.pos.cmp(&b.pos));
+        errors.sort_by_key(|e| e.pos);
         Err(ConfigErrors(errors))
     }
 }

@@ -59,15 +59,11 @@ fn clean_message(msg: &str) -> String {
     if let Some(rest) = s.strip_prefix("error: ") {
         s = rest.to_owned();
     }
-    if s.starts_with("line ") {
-        if let Some(idx) = s.find(": ") {
-            s = s[idx + 2..].to_owned();
-        }
+    if let Some(idx) = s.find(": ").filter(|_| s.starts_with("line ")) {
+        s = s[idx + 2..].to_owned();
     }
-    if let Some(idx) = s.rfind(" at line ") {
-        if s[idx..].contains("column") {
-            s.truncate(idx);
-        }
+    if let Some(idx) = s.rfind(" at line ").filter(|&i| s[i..].contains("column")) {
+        s.truncate(idx);
     }
     s
 }
