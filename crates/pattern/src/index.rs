@@ -1,0 +1,373 @@
+//! The per-field value index: given one event value, find every condition
+//! (branch, slot) it satisfies without looping over patterns. Exact values
+//! are hash lookups; prefixes and suffixes are one hash lookup per distinct
+//! operand length; wildcards are bucketed by their literal head or tail.
+//! Only the inherently "most values match" operators (anything-but,
+//! numeric, cidr, exists) are scanned, and they are output-sensitive.
+
+use crate::cidr::{self, IpRange};
+use crate::fold::fold;
+use crate::hash::FxMap;
+use crate::number::{self, NumKey};
+use crate::pattern::{AnythingBut, Cond, Range};
+use crate::wildcard::Wildcard;
+
+/// A condition slot: branch id and field slot within the branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ref {
+    pub(crate) branch: u32,
+    pub(crate) slot: u32,
+}
+
+/// One event value, borrowed from the event or the scratch buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Str(&'a [u8]),
+    Num(&'a str),
+    Bool(bool),
+    Null,
+}
+
+/// Operand → refs, plus the distinct operand lengths (with counts) so a
+/// value is probed once per length.
+#[derive(Debug, Clone)]
+struct Affix<T> {
+    map: FxMap<Box<[u8]>, Vec<T>>,
+    lens: Vec<(usize, u32)>,
+}
+
+impl<T> Default for Affix<T> {
+    fn default() -> Self {
+        Affix {
+            map: FxMap::default(),
+            lens: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> Affix<T> {
+    fn insert(&mut self, key: &[u8], t: T) {
+        self.map.entry(key.into()).or_default().push(t);
+        match self.lens.binary_search_by_key(&key.len(), |&(l, _)| l) {
+            Ok(i) => self.lens[i].1 += 1,
+            Err(i) => self.lens.insert(i, (key.len(), 1)),
+        }
+    }
+
+    fn remove(&mut self, key: &[u8], pred: impl Fn(&T) -> bool) {
+        let Some(list) = self.map.get_mut(key) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|t| !pred(t));
+        let removed = before - list.len();
+        if list.is_empty() {
+            self.map.remove(key);
+        }
+        if let Ok(i) = self.lens.binary_search_by_key(&key.len(), |&(l, _)| l) {
+            let n = &mut self.lens[i].1;
+            *n = n.saturating_sub(u32::try_from(removed).unwrap_or(u32::MAX));
+            if *n == 0 {
+                self.lens.remove(i);
+            }
+        }
+    }
+
+    /// Calls `f` for entries whose key is a prefix (or, with `suffix`, a
+    /// suffix) of `v`.
+    #[inline]
+    fn probe(&self, v: &[u8], suffix: bool, mut f: impl FnMut(&T)) {
+        for &(len, _) in &self.lens {
+            if len > v.len() {
+                break;
+            }
+            let part = if suffix {
+                &v[v.len() - len..]
+            } else {
+                &v[..len]
+            };
+            if let Some(list) = self.map.get(part) {
+                list.iter().for_each(&mut f);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Conditions checked one by one.
+#[derive(Debug, Clone)]
+enum Scan {
+    AnythingBut(AnythingBut),
+    Numeric(Range),
+    Cidr(IpRange),
+    Ip(IpRange),
+}
+
+/// Everything indexed for one field.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FieldIndex {
+    exact: FxMap<Box<[u8]>, Vec<Ref>>,
+    nums: FxMap<NumKey, Vec<Ref>>,
+    trues: Vec<Ref>,
+    falses: Vec<Ref>,
+    nulls: Vec<Ref>,
+    prefix: Affix<Ref>,
+    suffix: Affix<Ref>,
+    prefix_ic: Affix<Ref>,
+    suffix_ic: Affix<Ref>,
+    eq_ic: FxMap<Box<[u8]>, Vec<Ref>>,
+    /// Wildcards bucketed by literal head, by literal tail (head empty),
+    /// or neither.
+    wild_head: Affix<(Wildcard, Ref)>,
+    wild_tail: Affix<(Wildcard, Ref)>,
+    wild_rest: Vec<(Wildcard, Ref)>,
+    scan: Vec<(Scan, Ref)>,
+    /// Has any string-scanning condition (anything-but, cidr, ip).
+    scan_str: bool,
+    scan_num: bool,
+    exists: Vec<Ref>,
+}
+
+fn remove_ref(map: &mut FxMap<Box<[u8]>, Vec<Ref>>, key: &[u8], r: Ref) {
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|x| *x != r);
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl FieldIndex {
+    pub(crate) fn insert(&mut self, cond: &Cond, r: Ref) {
+        match cond {
+            Cond::Str(s, ip) => {
+                self.exact.entry(s.as_bytes().into()).or_default().push(r);
+                if let Some(ip) = ip {
+                    self.scan.push((Scan::Ip(IpRange::single(*ip)), r));
+                }
+            }
+            Cond::Num(k) => self.nums.entry(k.clone()).or_default().push(r),
+            Cond::Bool(true) => self.trues.push(r),
+            Cond::Bool(false) => self.falses.push(r),
+            Cond::Null => self.nulls.push(r),
+            Cond::Prefix(p) => self.prefix.insert(p.as_bytes(), r),
+            Cond::Suffix(p) => self.suffix.insert(p.as_bytes(), r),
+            Cond::PrefixIc(p) => self.prefix_ic.insert(p.as_bytes(), r),
+            Cond::SuffixIc(p) => self.suffix_ic.insert(p.as_bytes(), r),
+            Cond::EqIc(p) => self.eq_ic.entry(p.as_bytes().into()).or_default().push(r),
+            Cond::Wildcard(w) => {
+                if !w.has_star() {
+                    self.exact
+                        .entry(w.literal_prefix().into())
+                        .or_default()
+                        .push(r);
+                } else if !w.literal_prefix().is_empty() {
+                    self.wild_head.insert(w.literal_prefix(), (w.clone(), r));
+                } else if !w.literal_suffix().is_empty() {
+                    self.wild_tail.insert(w.literal_suffix(), (w.clone(), r));
+                } else {
+                    self.wild_rest.push((w.clone(), r));
+                }
+            }
+            Cond::AnythingBut(ab) => self.scan.push((Scan::AnythingBut(ab.clone()), r)),
+            Cond::Numeric(range) => self.scan.push((Scan::Numeric(*range), r)),
+            Cond::Cidr(range) => self.scan.push((Scan::Cidr(*range), r)),
+            Cond::Exists(true) => self.exists.push(r),
+            // Absence is decided by the matcher, not by values.
+            Cond::Exists(false) => {}
+        }
+        self.refresh_flags();
+    }
+
+    /// Removes every entry of `r` that `cond` created.
+    pub(crate) fn remove(&mut self, cond: &Cond, r: Ref) {
+        let same = |x: &Ref| *x == r;
+        match cond {
+            Cond::Str(s, _) => {
+                remove_ref(&mut self.exact, s.as_bytes(), r);
+                self.scan.retain(|(_, x)| *x != r);
+            }
+            Cond::Num(k) => {
+                if let Some(list) = self.nums.get_mut(k) {
+                    list.retain(|x| *x != r);
+                    if list.is_empty() {
+                        self.nums.remove(k);
+                    }
+                }
+            }
+            Cond::Bool(true) => self.trues.retain(|x| *x != r),
+            Cond::Bool(false) => self.falses.retain(|x| *x != r),
+            Cond::Null => self.nulls.retain(|x| *x != r),
+            Cond::Prefix(p) => self.prefix.remove(p.as_bytes(), same),
+            Cond::Suffix(p) => self.suffix.remove(p.as_bytes(), same),
+            Cond::PrefixIc(p) => self.prefix_ic.remove(p.as_bytes(), same),
+            Cond::SuffixIc(p) => self.suffix_ic.remove(p.as_bytes(), same),
+            Cond::EqIc(p) => remove_ref(&mut self.eq_ic, p.as_bytes(), r),
+            Cond::Wildcard(w) => {
+                if !w.has_star() {
+                    remove_ref(&mut self.exact, w.literal_prefix(), r);
+                } else if !w.literal_prefix().is_empty() {
+                    self.wild_head.remove(w.literal_prefix(), |(_, x)| *x == r);
+                } else if !w.literal_suffix().is_empty() {
+                    self.wild_tail.remove(w.literal_suffix(), |(_, x)| *x == r);
+                } else {
+                    self.wild_rest.retain(|(_, x)| *x != r);
+                }
+            }
+            Cond::AnythingBut(_) | Cond::Numeric(_) | Cond::Cidr(_) => {
+                self.scan.retain(|(_, x)| *x != r)
+            }
+            Cond::Exists(true) => self.exists.retain(|x| *x != r),
+            Cond::Exists(false) => {}
+        }
+        self.refresh_flags();
+    }
+
+    fn refresh_flags(&mut self) {
+        self.scan_str = self
+            .scan
+            .iter()
+            .any(|(s, _)| matches!(s, Scan::AnythingBut(_) | Scan::Cidr(_) | Scan::Ip(_)));
+        self.scan_num = self
+            .scan
+            .iter()
+            .any(|(s, _)| matches!(s, Scan::AnythingBut(_) | Scan::Numeric(_)));
+    }
+
+    /// Calls `emit` for every condition the value satisfies (possibly more
+    /// than once for the same ref).
+    #[inline]
+    pub(crate) fn lookup(&self, v: Value<'_>, emit: &mut impl FnMut(Ref)) {
+        for &r in &self.exists {
+            emit(r);
+        }
+        match v {
+            Value::Str(s) => self.lookup_str(s, emit),
+            Value::Num(n) => self.lookup_num(n, emit),
+            Value::Bool(b) => {
+                let list = if b { &self.trues } else { &self.falses };
+                list.iter().for_each(|&r| emit(r));
+                self.anything_but_other(emit);
+            }
+            Value::Null => {
+                self.nulls.iter().for_each(|&r| emit(r));
+                self.anything_but_other(emit);
+            }
+        }
+    }
+
+    fn anything_but_other(&self, emit: &mut impl FnMut(Ref)) {
+        for (s, r) in &self.scan {
+            if matches!(s, Scan::AnythingBut(_)) {
+                emit(*r);
+            }
+        }
+    }
+
+    fn lookup_str(&self, s: &[u8], emit: &mut impl FnMut(Ref)) {
+        if let Some(list) = self.exact.get(s) {
+            list.iter().for_each(|&r| emit(r));
+        }
+        self.prefix.probe(s, false, |&r| emit(r));
+        self.suffix.probe(s, true, |&r| emit(r));
+        if !self.wild_head.is_empty() {
+            self.wild_head.probe(s, false, |(w, r)| {
+                if w.matches(s) {
+                    emit(*r)
+                }
+            });
+        }
+        if !self.wild_tail.is_empty() {
+            self.wild_tail.probe(s, true, |(w, r)| {
+                if w.matches(s) {
+                    emit(*r)
+                }
+            });
+        }
+        for (w, r) in &self.wild_rest {
+            if w.matches(s) {
+                emit(*r);
+            }
+        }
+        let needs_fold =
+            !self.eq_ic.is_empty() || !self.prefix_ic.is_empty() || !self.suffix_ic.is_empty();
+        let text = if needs_fold || self.scan_str {
+            std::str::from_utf8(s).ok()
+        } else {
+            None
+        };
+        if let (true, Some(text)) = (needs_fold, text) {
+            let folded = fold(text);
+            let f = folded.as_bytes();
+            if let Some(list) = self.eq_ic.get(f) {
+                list.iter().for_each(|&r| emit(r));
+            }
+            self.prefix_ic.probe(f, false, |&r| emit(r));
+            self.suffix_ic.probe(f, true, |&r| emit(r));
+        }
+        if self.scan_str {
+            let ip = text.and_then(cidr::parse_ip);
+            for (cond, r) in &self.scan {
+                let hit = match cond {
+                    Scan::AnythingBut(ab) => !excludes_str(ab, s, text),
+                    Scan::Cidr(range) | Scan::Ip(range) => ip.is_some_and(|ip| range.contains(ip)),
+                    Scan::Numeric(_) => false,
+                };
+                if hit {
+                    emit(*r);
+                }
+            }
+        }
+    }
+
+    fn lookup_num(&self, n: &str, emit: &mut impl FnMut(Ref)) {
+        if self.nums.is_empty() && !self.scan_num {
+            return;
+        }
+        let exact = number::exact_f64(n);
+        if !self.nums.is_empty() {
+            let key = match exact {
+                Some(f) => NumKey::Exact(f.to_bits()),
+                None => NumKey::Literal(n.into()),
+            };
+            if let Some(list) = self.nums.get(&key) {
+                list.iter().for_each(|&r| emit(r));
+            }
+        }
+        for (cond, r) in &self.scan {
+            let hit = match cond {
+                Scan::AnythingBut(AnythingBut::Nums(list)) => {
+                    !list.iter().any(|k| match (k, exact) {
+                        (NumKey::Exact(bits), Some(f)) => *bits == f.to_bits(),
+                        (NumKey::Literal(l), None) => **l == *n,
+                        _ => false,
+                    })
+                }
+                Scan::AnythingBut(_) => true,
+                Scan::Numeric(range) => exact.is_some_and(|x| range.contains(x)),
+                Scan::Cidr(_) | Scan::Ip(_) => false,
+            };
+            if hit {
+                emit(*r);
+            }
+        }
+    }
+}
+
+/// Does the anything-but exclude this string value?
+fn excludes_str(ab: &AnythingBut, s: &[u8], text: Option<&str>) -> bool {
+    match ab {
+        AnythingBut::Strs(list) => list.iter().any(|x| x.as_bytes() == s),
+        AnythingBut::Nums(_) => false,
+        AnythingBut::Prefixes(list) => list.iter().any(|x| s.starts_with(x.as_bytes())),
+        AnythingBut::Suffixes(list) => list.iter().any(|x| s.ends_with(x.as_bytes())),
+        AnythingBut::Ic(list) => text.is_some_and(|t| {
+            let f = fold(t);
+            list.iter().any(|x| **x == *f)
+        }),
+        AnythingBut::Wildcards(list) => list.iter().any(|w: &Wildcard| w.matches(s)),
+    }
+}
