@@ -1,1 +1,53 @@
-//! CloudTrail events in the EventBridge envelope.
+//! CloudTrail events in the EventBridge envelope, and the decoders that produce them.
+//!
+//! Every input — a CloudTrail delivery file (`{"Records":[...]}`, gzip or plain), a JSON array
+//! of records, a single record, JSON Lines, an EventBridge envelope, or a notification
+//! announcing a new log file — is decoded into a stream of [`Item`]s:
+//!
+//! - [`Item::Event`]: an [`Event`] in the envelope EventBridge itself delivers for CloudTrail,
+//!   with the original record bytes as `detail`, so one EventBridge pattern means the same
+//!   thing however the event arrived (see [`envelope`] for the mapping and its sources);
+//! - [`Item::Object`]: an [`ObjectRef`], a log file to fetch (S3, SNS, SQS, EventBridge
+//!   notifications);
+//! - [`Item::Digest`]: a [`DigestFile`], set aside for the integrity check;
+//! - [`Item::Skipped`]: a [`Skipped`] record or input, with origin, position and reason.
+//!
+//! Architecture invariant: this crate does no file or network I/O. Decoders read from a
+//! caller-provided [`std::io::Read`] or byte slice; decompression goes only through the
+//! size-capped reader in [`capped`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use trailwatch_event::{decode, Item, Limits};
+//!
+//! let file = br#"{"Records":[{"eventVersion":"1.08","eventTime":"2026-01-01T00:00:00Z",
+//!   "eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1",
+//!   "eventID":"a1","eventType":"AwsApiCall","recipientAccountId":"111122223333"}]}"#;
+//! let mut events = Vec::new();
+//! let summary = decode(&file[..], Arc::from("example.json"), &Limits::default(), &mut |item| {
+//!     if let Item::Event(e) = item { events.push(e) }
+//! });
+//! assert_eq!(summary.events, 1);
+//! assert_eq!(events[0].meta().source, "aws.ec2");
+//! assert_eq!(events[0].meta().detail_type, "AWS API Call via CloudTrail");
+//! ```
+
+pub mod capped;
+pub mod config_health;
+mod decode;
+pub mod digest;
+pub mod envelope;
+mod limits;
+mod probe;
+mod provenance;
+mod skip;
+mod stream;
+pub mod wrappers;
+
+pub use decode::{DecodeSummary, Item, decode, decode_message, decode_slice};
+pub use digest::{DigestFields, DigestFile, DigestLogFile};
+pub use envelope::{Event, EventMeta, RecordError};
+pub use limits::Limits;
+pub use provenance::Provenance;
+pub use skip::{SkipReason, SkipScope, Skipped};
+pub use wrappers::ObjectRef;

@@ -1,0 +1,2 @@
+//! Decoder throughput benchmark (filled in below).
+fn main() {}

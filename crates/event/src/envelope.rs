@@ -1,0 +1,523 @@
+//! The one event model: the envelope EventBridge itself delivers for CloudTrail.
+//!
+//! Mapping from a CloudTrail record (AWS EventBridge user guide, "AWS service events delivered
+//! via AWS CloudTrail"; EventBridge event reference pages `events-ref-<service>`; CloudTrail
+//! user guide, "CloudTrail record contents"):
+//!
+//! | envelope      | from the record |
+//! |---------------|-----------------|
+//! | `version`     | always `"0"` |
+//! | `id`          | UUID v5 of `eventID` (see [`event_uuid`]); EventBridge's own id is random, ours is deterministic so the same event always gets the same id |
+//! | `detail-type` | from `eventType`, see [`detail_type_for`] |
+//! | `source`      | `aws.` + `eventSource` without `.amazonaws.com`, see [`source_for`] |
+//! | `account`     | `recipientAccountId`, else `userIdentity.accountId` |
+//! | `time`        | `eventTime`, printed as `YYYY-MM-DDTHH:MM:SSZ` |
+//! | `region`      | `awsRegion` |
+//! | `resources`   | `[]`, as EventBridge gives for every CloudTrail event |
+//! | `detail`      | the record's own bytes, verbatim |
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::Provenance;
+use crate::probe::{Probe, Text, first_byte, raw_str};
+
+/// `detail-type` of an API call record.
+pub const DETAIL_TYPE_API_CALL: &str = "AWS API Call via CloudTrail";
+/// `detail-type` of a console sign-in record.
+pub const DETAIL_TYPE_CONSOLE_SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
+/// `detail-type` of a service event record.
+pub const DETAIL_TYPE_SERVICE_EVENT: &str = "AWS Service Event via CloudTrail";
+/// `detail-type` of a console action record.
+pub const DETAIL_TYPE_CONSOLE_ACTION: &str = "AWS Console Action via CloudTrail";
+/// `detail-type` of a CloudTrail Insights record.
+pub const DETAIL_TYPE_INSIGHT: &str = "AWS Insight via CloudTrail";
+
+/// Why one record or envelope could not become an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Not well-formed JSON; line and column count from the start of the record text.
+    #[error("malformed JSON at line {line}, column {column}: {msg}")]
+    MalformedJson {
+        /// 1-based line within the record.
+        line: u64,
+        /// 1-based column within the line.
+        column: u64,
+        /// What the parser expected.
+        msg: String,
+    },
+    /// The text is not a JSON object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong type or an unusable value.
+    #[error("invalid `{field}`: {msg}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Nested deeper than the parser accepts.
+    #[error("JSON nested too deeply")]
+    TooDeep,
+}
+
+impl RecordError {
+    pub(crate) fn from_json(e: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let msg = e.to_string();
+        if msg.starts_with("recursion limit exceeded") {
+            return RecordError::TooDeep;
+        }
+        match e.classify() {
+            Category::Data => RecordError::InvalidField {
+                field: "record",
+                msg: strip_position(&msg),
+            },
+            _ => RecordError::MalformedJson {
+                line: e.line() as u64,
+                column: e.column() as u64,
+                msg: strip_position(&msg),
+            },
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; position is reported separately.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// The envelope fields every consumer needs without parsing the JSON again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// Envelope `id`.
+    pub id: String,
+    /// Envelope `detail-type`.
+    pub detail_type: String,
+    /// Envelope `source`, e.g. `aws.ec2`.
+    pub source: String,
+    /// Envelope `account`.
+    pub account: String,
+    /// Envelope `region`.
+    pub region: String,
+    /// Envelope `time`.
+    pub time: DateTime<Utc>,
+    /// `detail.eventID`, where present.
+    pub event_id: Option<String>,
+    /// `detail.eventName`, where present.
+    pub event_name: Option<String>,
+    /// `detail.eventSource`, where present.
+    pub event_source: Option<String>,
+}
+
+/// One event in the EventBridge envelope, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    json: String,
+    detail: (usize, usize),
+    meta: EventMeta,
+    provenance: Provenance,
+}
+
+impl Event {
+    /// The whole EventBridge envelope as JSON text (detail = original record bytes verbatim).
+    /// Fed to the pattern matcher as bytes.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The `detail` member's text: the original record bytes.
+    pub fn detail(&self) -> &str {
+        self.json.get(self.detail.0..self.detail.1).unwrap_or("")
+    }
+
+    /// The envelope fields, already extracted.
+    pub fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+
+    /// Where the event came from.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    /// Parses the envelope into a [`serde_json::Value`] (for rules and templates; only worth
+    /// doing for matched events).
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text was produced or validated by this crate, so this does not fail in practice.
+        serde_json::from_str(&self.json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Wraps one CloudTrail record in the EventBridge envelope.
+    pub fn from_record(record_json: &str, provenance: Provenance) -> Result<Event, RecordError> {
+        if first_byte(record_json) != Some(b'{') {
+            return Err(RecordError::NotAnObject);
+        }
+        let probe: Probe<'_> =
+            serde_json::from_str(record_json).map_err(|e| RecordError::from_json(&e))?;
+        Event::from_probe(record_json, &probe, provenance)
+    }
+
+    /// Accepts an EventBridge envelope as it is: the text is kept unchanged.
+    pub fn from_envelope(
+        envelope_json: &str,
+        provenance: Provenance,
+    ) -> Result<Event, RecordError> {
+        let text = envelope_json.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if first_byte(text) != Some(b'{') {
+            return Err(RecordError::NotAnObject);
+        }
+        let env: EnvelopeProbe<'_> =
+            serde_json::from_str(text).map_err(|e| RecordError::from_json(&e))?;
+        let detail_type = env
+            .detail_type
+            .ok_or(RecordError::MissingField("detail-type"))?;
+        let source = env.source.ok_or(RecordError::MissingField("source"))?;
+        let detail = env.detail.ok_or(RecordError::MissingField("detail"))?;
+        let dp: DetailProbe<'_> = if first_byte(detail.get()) == Some(b'{') {
+            serde_json::from_str(detail.get()).unwrap_or_default()
+        } else {
+            DetailProbe::default()
+        };
+        let time = env
+            .time
+            .as_ref()
+            .and_then(|t| normalise_time(t.as_str()))
+            .or_else(|| {
+                dp.event_time
+                    .as_ref()
+                    .and_then(|t| normalise_time(t.as_str()))
+            })
+            .map(|(t, _)| t)
+            .ok_or(RecordError::MissingField("time"))?;
+        let start = (detail.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+        let meta = EventMeta {
+            id: env.id.map(|t| t.0.into_owned()).unwrap_or_default(),
+            detail_type: detail_type.0.into_owned(),
+            source: source.0.into_owned(),
+            account: env.account.map(|t| t.0.into_owned()).unwrap_or_default(),
+            region: env.region.map(|t| t.0.into_owned()).unwrap_or_default(),
+            time,
+            event_id: dp.event_id.map(|t| t.0.into_owned()),
+            event_name: dp.event_name.map(|t| t.0.into_owned()),
+            event_source: dp.event_source.map(|t| t.0.into_owned()),
+        };
+        Ok(Event {
+            json: text.to_owned(),
+            detail: (start, start + detail.get().len()),
+            meta,
+            provenance,
+        })
+    }
+
+    /// Builds the envelope from an already-parsed header: one parse per record.
+    pub(crate) fn from_probe(
+        record: &str,
+        p: &Probe<'_>,
+        provenance: Provenance,
+    ) -> Result<Event, RecordError> {
+        let record = record.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let event_type = p.event_type.as_ref().map(Text::as_str);
+        let insight = event_type == Some("AwsCloudTrailInsight");
+        // Insights records carry eventName/eventSource inside insightDetails only.
+        if !insight && p.event_name.is_none() {
+            return Err(RecordError::MissingField("eventName"));
+        }
+        let (time, time_text) = match &p.event_time {
+            Some(t) => normalise_time(t.as_str()).ok_or_else(|| RecordError::InvalidField {
+                field: "eventTime",
+                msg: format!("not an ISO 8601 UTC time: {:?}", t.as_str()),
+            })?,
+            None => raw_str(p.at_timestamp)
+                .and_then(|t| normalise_time(&t).map(|(d, s)| (d, Cow::Owned(s.into_owned()))))
+                .ok_or(RecordError::MissingField("eventTime"))?,
+        };
+        let source = if insight {
+            Cow::Borrowed("aws.cloudtrail")
+        } else {
+            let es = p
+                .event_source
+                .as_ref()
+                .ok_or(RecordError::MissingField("eventSource"))?;
+            Cow::Owned(source_for(es.as_str()))
+        };
+        let region = p
+            .aws_region
+            .as_ref()
+            .ok_or(RecordError::MissingField("awsRegion"))?;
+        let account: Cow<'_, str> = match &p.recipient_account_id {
+            Some(a) => Cow::Borrowed(a.as_str()),
+            None => user_identity_account(p.user_identity)
+                .ok_or(RecordError::MissingField("recipientAccountId"))?,
+        };
+        let detail_type = detail_type_for(event_type);
+        let id = event_uuid(p.event_id.as_ref().map(Text::as_str), record);
+
+        let mut json = String::with_capacity(record.len() + 220);
+        json.push_str("{\"version\":\"0\",\"id\":\"");
+        json.push_str(&id);
+        json.push_str("\",\"detail-type\":\"");
+        json.push_str(detail_type);
+        json.push_str("\",\"source\":");
+        push_json_str(&mut json, &source);
+        json.push_str(",\"account\":");
+        push_json_str(&mut json, &account);
+        json.push_str(",\"time\":");
+        push_json_str(&mut json, &time_text);
+        json.push_str(",\"region\":");
+        push_json_str(&mut json, region.as_str());
+        json.push_str(",\"resources\":[],\"detail\":");
+        let start = json.len();
+        json.push_str(record);
+        let end = json.len();
+        json.push('}');
+
+        let meta = EventMeta {
+            id,
+            detail_type: detail_type.to_owned(),
+            source: source.into_owned(),
+            account: account.into_owned(),
+            region: region.as_str().to_owned(),
+            time,
+            event_id: p.event_id.as_ref().map(|t| t.as_str().to_owned()),
+            event_name: p.event_name.as_ref().map(|t| t.as_str().to_owned()),
+            event_source: p.event_source.as_ref().map(|t| t.as_str().to_owned()),
+        };
+        Ok(Event {
+            json,
+            detail: (start, end),
+            meta,
+            provenance,
+        })
+    }
+
+    /// Builds an event from envelope parts produced by this crate (Config SNS notifications).
+    pub(crate) fn from_parts(parts: EnvelopeParts<'_>, provenance: Provenance) -> Event {
+        let mut json = String::with_capacity(parts.detail.len() + 220);
+        json.push_str("{\"version\":\"0\",\"id\":");
+        push_json_str(&mut json, &parts.id);
+        json.push_str(",\"detail-type\":");
+        push_json_str(&mut json, parts.detail_type);
+        json.push_str(",\"source\":");
+        push_json_str(&mut json, parts.source);
+        json.push_str(",\"account\":");
+        push_json_str(&mut json, parts.account);
+        json.push_str(",\"time\":");
+        push_json_str(&mut json, &format_time(&parts.time));
+        json.push_str(",\"region\":");
+        push_json_str(&mut json, parts.region);
+        json.push_str(",\"resources\":[");
+        for (i, r) in parts.resources.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            push_json_str(&mut json, r);
+        }
+        json.push_str("],\"detail\":");
+        let start = json.len();
+        json.push_str(parts.detail);
+        let end = json.len();
+        json.push('}');
+        Event {
+            json,
+            detail: (start, end),
+            meta: EventMeta {
+                id: parts.id,
+                detail_type: parts.detail_type.to_owned(),
+                source: parts.source.to_owned(),
+                account: parts.account.to_owned(),
+                region: parts.region.to_owned(),
+                time: parts.time,
+                event_id: None,
+                event_name: None,
+                event_source: None,
+            },
+            provenance,
+        }
+    }
+}
+
+/// Inputs to [`Event::from_parts`].
+pub(crate) struct EnvelopeParts<'a> {
+    pub id: String,
+    pub detail_type: &'a str,
+    pub source: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub time: DateTime<Utc>,
+    pub resources: Vec<String>,
+    pub detail: &'a str,
+}
+
+#[derive(Default, Deserialize)]
+struct EnvelopeProbe<'a> {
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    source: Option<Text<'a>>,
+    #[serde(borrow)]
+    account: Option<Text<'a>>,
+    #[serde(borrow)]
+    time: Option<Text<'a>>,
+    #[serde(borrow)]
+    region: Option<Text<'a>>,
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
+}
+
+#[derive(Default, Deserialize)]
+struct DetailProbe<'a> {
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<Text<'a>>,
+    #[serde(rename = "eventName", borrow)]
+    event_name: Option<Text<'a>>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Option<Text<'a>>,
+    #[serde(rename = "eventTime", borrow)]
+    event_time: Option<Text<'a>>,
+}
+
+fn user_identity_account(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Ui<'a> {
+        #[serde(rename = "accountId", borrow)]
+        account_id: Option<Text<'a>>,
+    }
+    let raw = raw?;
+    if first_byte(raw.get()) != Some(b'{') {
+        return None;
+    }
+    serde_json::from_str::<Ui<'_>>(raw.get())
+        .ok()?
+        .account_id
+        .map(|t| t.0)
+}
+
+/// The envelope `detail-type` for a CloudTrail `eventType`.
+///
+/// `AwsApiCall`, and records without `eventType` (written before eventVersion 1.02), are API
+/// calls. `AwsVpceEvent` (network activity) has no documented EventBridge detail-type; it is
+/// an API call made through a VPC endpoint and is mapped to the API-call type.
+pub fn detail_type_for(event_type: Option<&str>) -> &'static str {
+    match event_type {
+        Some("AwsConsoleSignIn") => DETAIL_TYPE_CONSOLE_SIGN_IN,
+        Some("AwsServiceEvent") => DETAIL_TYPE_SERVICE_EVENT,
+        Some("AwsConsoleAction") => DETAIL_TYPE_CONSOLE_ACTION,
+        Some("AwsCloudTrailInsight") => DETAIL_TYPE_INSIGHT,
+        _ => DETAIL_TYPE_API_CALL,
+    }
+}
+
+/// The envelope `source` for a CloudTrail `eventSource`: `ec2.amazonaws.com` → `aws.ec2`,
+/// `cloudtrail-data.amazonaws.com` → `aws.cloudtrail-data`, `monitoring.amazonaws.com` →
+/// `aws.monitoring` (as the EventBridge event reference lists it).
+pub fn source_for(event_source: &str) -> String {
+    let service = match event_source.strip_suffix(".amazonaws.com") {
+        Some(s) => s,
+        None => event_source.split('.').next().unwrap_or(event_source),
+    };
+    let mut s = String::with_capacity(4 + service.len());
+    s.push_str("aws.");
+    s.push_str(service);
+    s
+}
+
+static EVENT_NAMESPACE: LazyLock<Uuid> =
+    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:trailwatch:cloudtrail:eventID"));
+
+/// The deterministic envelope id: UUID v5 (SHA-1) of `eventID` in a trailwatch namespace, or
+/// of the whole record text when it has no `eventID`. The same event always gets the same id,
+/// however it arrives.
+pub fn event_uuid(event_id: Option<&str>, record: &str) -> String {
+    let name = event_id.unwrap_or(record);
+    Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+/// A UUID v5 for envelopes this crate makes from non-CloudTrail notifications.
+pub(crate) fn derived_uuid(kind: &str, name: &str) -> String {
+    let ns = Uuid::new_v5(&EVENT_NAMESPACE, kind.as_bytes());
+    Uuid::new_v5(&ns, name.as_bytes()).hyphenated().to_string()
+}
+
+/// Parses an ISO 8601 time and gives it back as EventBridge prints it
+/// (`2026-01-01T00:00:00Z`, whole seconds, UTC). Borrowed when already in that form.
+pub fn normalise_time(s: &str) -> Option<(DateTime<Utc>, Cow<'_, str>)> {
+    let b = s.as_bytes();
+    if b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z'
+    {
+        let n = |r: std::ops::Range<usize>| -> Option<u32> {
+            let mut v = 0u32;
+            for &c in &b[r] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u32::from(c - b'0');
+            }
+            Some(v)
+        };
+        let date = NaiveDate::from_ymd_opt(n(0..4)? as i32, n(5..7)?, n(8..10)?)?;
+        let dt = date.and_hms_opt(n(11..13)?, n(14..16)?, n(17..19)?)?;
+        return Some((dt.and_utc(), Cow::Borrowed(s)));
+    }
+    let dt = match DateTime::parse_from_rfc3339(s) {
+        Ok(d) => d.with_timezone(&Utc),
+        Err(_) => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?
+            .and_utc(),
+    };
+    Some((dt, Cow::Owned(format_time(&dt))))
+}
+
+/// EventBridge's time format.
+pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+#[path = "envelope_tests.rs"]
+mod tests;

@@ -1,0 +1,638 @@
+//! Streaming over the decompressed bytes: delivery files, arrays and JSON Lines, one record
+//! at a time, so a 1 GB file never sits whole in memory.
+//!
+//! A small hand-written scanner finds where each record starts and ends (tracking strings,
+//! escapes and bracket nesting) and copies just that record into a reusable buffer; the record
+//! is then parsed once, on its own. That keeps memory bounded by the largest record (itself
+//! capped), gives every record its byte offset, caps nesting without recursion, and lets one
+//! bad record be skipped while the rest of the file is still read.
+
+use std::io::{self, Read};
+
+use crate::Limits;
+use crate::capped::is_cap_exceeded;
+use crate::skip::SkipReason;
+
+const BUF_SIZE: usize = 256 * 1024;
+
+/// A position in the decompressed input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pos {
+    /// Byte offset from the start.
+    pub offset: u64,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column (bytes).
+    pub column: u64,
+}
+
+/// How a skip is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SkipKind {
+    /// One record lost.
+    Record,
+    /// Noted, no record lost (a repaired missing comma).
+    Notice,
+    /// The rest of the input is lost.
+    Input,
+}
+
+/// Receives what the scanner finds.
+pub(crate) trait StreamSink {
+    /// One complete record or top-level document, as bytes.
+    fn value(&mut self, text: &[u8], index: u64, pos: Pos);
+    /// Something that could not be read.
+    fn skip(&mut self, index: Option<u64>, pos: Pos, reason: SkipReason, kind: SkipKind);
+}
+
+/// Why scanning a value stopped early.
+#[derive(Debug)]
+pub(crate) enum ScanFail {
+    /// The input ended inside the value.
+    Eof(Pos),
+    /// Reading failed (gzip cap, corrupt or truncated gzip, I/O).
+    Io(io::Error, Pos),
+    /// A byte that cannot be there.
+    Unexpected { pos: Pos, msg: String },
+}
+
+impl ScanFail {
+    pub(crate) fn into_skip(self) -> (Pos, SkipReason) {
+        match self {
+            ScanFail::Eof(pos) => (pos, SkipReason::Truncated),
+            ScanFail::Io(e, pos) => (pos, io_reason(&e)),
+            ScanFail::Unexpected { pos, msg } => (
+                pos,
+                SkipReason::MalformedJson {
+                    line: pos.line,
+                    column: pos.column,
+                    msg,
+                },
+            ),
+        }
+    }
+}
+
+/// Maps a read error to a skip reason.
+pub(crate) fn io_reason(e: &io::Error) -> SkipReason {
+    if is_cap_exceeded(e) {
+        return SkipReason::DecompressedTooLarge;
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => SkipReason::Truncated,
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            SkipReason::CorruptCompression(e.to_string())
+        }
+        _ => SkipReason::Io(e.to_string()),
+    }
+}
+
+/// What [`Input::read_value`] saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Scanned {
+    /// Longer than the cap: not copied.
+    pub oversize: bool,
+    /// Nested deeper than the cap: not copied.
+    pub too_deep: bool,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// A buffered reader that knows its position and can look ahead.
+pub(crate) struct Input<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    offset: u64,
+    line: u64,
+    line_start: u64,
+    eof: bool,
+    error: Option<io::Error>,
+}
+
+impl<R: Read> Input<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Input {
+            inner,
+            buf: vec![0; BUF_SIZE],
+            start: 0,
+            end: 0,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+            eof: false,
+            error: None,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> Pos {
+        Pos {
+            offset: self.offset,
+            line: self.line,
+            column: self.offset - self.line_start + 1,
+        }
+    }
+
+    /// The read error that ended the input, if one did.
+    pub(crate) fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Reads more bytes; false at end of input (or when the buffer is full).
+    fn fill(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            if self.start == 0 {
+                return false;
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return false;
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    self.eof = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Moves past `n` buffered bytes, keeping line and column.
+    fn advance(&mut self, n: usize) {
+        let seg = &self.buf[self.start..self.start + n];
+        if let Some(last) = memchr::memrchr(b'\n', seg) {
+            self.line += memchr::memchr_iter(b'\n', seg).count() as u64;
+            self.line_start = self.offset + last as u64 + 1;
+        }
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        if self.start == self.end && !self.fill() {
+            return None;
+        }
+        Some(self.buf[self.start])
+    }
+
+    /// Up to `n` bytes of look-ahead (fewer at end of input).
+    fn peek_n(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.buf.len());
+        while self.end - self.start < n && self.fill() {}
+        &self.buf[self.start..self.end]
+    }
+
+    /// Skips whitespace; the next byte, not consumed.
+    pub(crate) fn skip_ws(&mut self) -> Option<u8> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            match avail.iter().position(|&b| !is_ws(b)) {
+                Some(i) => {
+                    self.advance(i);
+                    return Some(self.buf[self.start]);
+                }
+                None => {
+                    let n = avail.len();
+                    self.advance(n);
+                    if !self.fill() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Skips to just after the next newline (to resynchronise on JSON Lines).
+    fn skip_line(&mut self) {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            match memchr::memchr(b'\n', avail) {
+                Some(i) => {
+                    self.advance(i + 1);
+                    return;
+                }
+                None => {
+                    let n = avail.len();
+                    self.advance(n);
+                    if !self.fill() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail_eof(&mut self) -> ScanFail {
+        let pos = self.pos();
+        match self.error.take() {
+            Some(e) => ScanFail::Io(e, pos),
+            None => ScanFail::Eof(pos),
+        }
+    }
+
+    /// Reads one JSON value starting at the next byte, copying it into `out` unless it is
+    /// longer than `cap` or nested deeper than `max_depth` (it is then read to its end but
+    /// not kept). Grammar inside the value is left to the parser; brackets must balance.
+    pub(crate) fn read_value(
+        &mut self,
+        out: &mut Vec<u8>,
+        cap: usize,
+        max_depth: usize,
+    ) -> Result<Scanned, ScanFail> {
+        let Some(first) = self.peek() else {
+            return Err(self.fail_eof());
+        };
+        let mut seen = Scanned::default();
+        if !matches!(first, b'{' | b'[' | b'"') {
+            return self.read_scalar(out, cap, seen);
+        }
+        // Closing brackets expected, innermost last; not pushed past max_depth.
+        let mut stack: Vec<u8> = Vec::new();
+        let mut depth: usize = 0;
+        let mut in_string = false;
+        let mut escaped = false;
+        loop {
+            if self.start == self.end && !self.fill() {
+                return Err(self.fail_eof());
+            }
+            let chunk = &self.buf[self.start..self.end];
+            let mut i = 0;
+            let mut done = false;
+            let mut bad: Option<(usize, String)> = None;
+            while i < chunk.len() {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                    continue;
+                }
+                if in_string {
+                    match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                        None => {
+                            i = chunk.len();
+                        }
+                        Some(p) => {
+                            i += p;
+                            if chunk[i] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                                if depth == 0 {
+                                    i += 1;
+                                    done = true;
+                                    break;
+                                }
+                            }
+                            i += 1;
+                        }
+                    }
+                    continue;
+                }
+                match chunk[i] {
+                    b'"' => in_string = true,
+                    c @ (b'{' | b'[') => {
+                        depth += 1;
+                        if depth > max_depth {
+                            seen.too_deep = true;
+                        } else {
+                            stack.push(if c == b'{' { b'}' } else { b']' });
+                        }
+                    }
+                    c @ (b'}' | b']') => {
+                        if depth == 0 {
+                            bad = Some((i, format!("unexpected '{}'", c as char)));
+                            break;
+                        }
+                        if depth <= max_depth && stack.pop() != Some(c) {
+                            bad = Some((i, format!("mismatched '{}'", c as char)));
+                            break;
+                        }
+                        depth -= 1;
+                        if depth == 0 {
+                            i += 1;
+                            done = true;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            let keep = bad.as_ref().map_or(i, |(at, _)| *at);
+            if !seen.oversize && !seen.too_deep {
+                if out.len() + keep > cap {
+                    seen.oversize = true;
+                    out.clear();
+                } else {
+                    out.extend_from_slice(&chunk[..keep]);
+                }
+            } else if !out.is_empty() {
+                out.clear();
+            }
+            self.advance(keep);
+            if let Some((_, msg)) = bad {
+                return Err(ScanFail::Unexpected {
+                    pos: self.pos(),
+                    msg,
+                });
+            }
+            if done {
+                return Ok(seen);
+            }
+        }
+    }
+
+    /// A number, `true`, `false` or `null` (or a run of garbage, left to the parser).
+    fn read_scalar(
+        &mut self,
+        out: &mut Vec<u8>,
+        cap: usize,
+        mut seen: Scanned,
+    ) -> Result<Scanned, ScanFail> {
+        let mut len = 0usize;
+        loop {
+            if self.start == self.end && !self.fill() {
+                if let Some(e) = self.error.take() {
+                    return Err(ScanFail::Io(e, self.pos()));
+                }
+                break;
+            }
+            let chunk = &self.buf[self.start..self.end];
+            let n = chunk
+                .iter()
+                .position(|&b| is_ws(b) || matches!(b, b',' | b']' | b'}' | b'[' | b'{' | b'"'))
+                .unwrap_or(chunk.len());
+            if !seen.oversize {
+                if out.len() + n > cap {
+                    seen.oversize = true;
+                    out.clear();
+                } else {
+                    out.extend_from_slice(&chunk[..n]);
+                }
+            }
+            len += n;
+            let stop = n < chunk.len();
+            self.advance(n);
+            if stop {
+                break;
+            }
+        }
+        if len == 0 {
+            let pos = self.pos();
+            let c = self.peek().map_or(String::from("end of input"), |b| {
+                format!("'{}'", b.escape_ascii())
+            });
+            return Err(ScanFail::Unexpected {
+                pos,
+                msg: format!("expected a value, found {c}"),
+            });
+        }
+        Ok(seen)
+    }
+
+    /// Whether the object starting here opens with the key `"Records"`.
+    fn starts_with_records_key(&mut self) -> bool {
+        let head = self.peek_n(4096);
+        let mut i = 1; // past '{'
+        while i < head.len() && is_ws(head[i]) {
+            i += 1;
+        }
+        head[i.min(head.len())..].starts_with(b"\"Records\"")
+    }
+}
+
+/// Decodes a whole input: any number of top-level values (one document, a delivery file,
+/// an array, JSON Lines). Records inside `Records` or a top-level array are streamed.
+pub(crate) fn run<R: Read>(input: &mut Input<R>, limits: &Limits, sink: &mut dyn StreamSink) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut index: u64 = 0;
+    let mut seen_any = false;
+    if input.peek_n(3).starts_with(&[0xEF, 0xBB, 0xBF]) {
+        input.advance(3);
+    }
+    while let Some(b) = input.skip_ws() {
+        seen_any = true;
+        let pos = input.pos();
+        let result = match b {
+            b'[' => {
+                input.advance(1);
+                stream_array(input, limits, sink, &mut buf, &mut index)
+            }
+            b'{' if input.starts_with_records_key() => {
+                stream_records_object(input, limits, sink, &mut buf, &mut index)
+            }
+            b'{' => {
+                buf.clear();
+                match input.read_value(&mut buf, limits.max_record_bytes, limits.max_depth) {
+                    Ok(s) => {
+                        deliver(sink, &buf, s, index, pos);
+                        index += 1;
+                        Ok(())
+                    }
+                    Err(f) => Err(f),
+                }
+            }
+            other => {
+                // Not JSON we can use: report and resynchronise on the next line.
+                sink.skip(
+                    Some(index),
+                    pos,
+                    SkipReason::MalformedJson {
+                        line: pos.line,
+                        column: pos.column,
+                        msg: format!("expected '{{' or '[', found '{}'", other.escape_ascii()),
+                    },
+                    SkipKind::Record,
+                );
+                index += 1;
+                input.skip_line();
+                Ok(())
+            }
+        };
+        if let Err(fail) = result {
+            let (pos, reason) = fail.into_skip();
+            sink.skip(None, pos, reason, SkipKind::Input);
+            return;
+        }
+    }
+    let pos = input.pos();
+    if let Some(e) = input.take_error() {
+        // Every value was complete but the stream failed after it (gzip trailer, cap).
+        sink.skip(None, pos, io_reason(&e), SkipKind::Input);
+    } else if !seen_any {
+        sink.skip(None, pos, SkipReason::Empty, SkipKind::Input);
+    }
+}
+
+fn deliver(sink: &mut dyn StreamSink, buf: &[u8], s: Scanned, index: u64, pos: Pos) {
+    if s.oversize {
+        sink.skip(
+            Some(index),
+            pos,
+            SkipReason::RecordTooLarge,
+            SkipKind::Record,
+        );
+    } else if s.too_deep {
+        sink.skip(Some(index), pos, SkipReason::TooDeep, SkipKind::Record);
+    } else {
+        sink.value(buf, index, pos);
+    }
+}
+
+/// `{"Records": [ ... ], ...}`, the cursor on `{`.
+fn stream_records_object<R: Read>(
+    input: &mut Input<R>,
+    limits: &Limits,
+    sink: &mut dyn StreamSink,
+    buf: &mut Vec<u8>,
+    index: &mut u64,
+) -> Result<(), ScanFail> {
+    input.advance(1);
+    input.skip_ws();
+    input.advance("\"Records\"".len());
+    expect(input, b':')?;
+    match input.skip_ws() {
+        Some(b'[') => {
+            input.advance(1);
+            stream_array(input, limits, sink, buf, index)?;
+        }
+        Some(_) => {
+            let pos = input.pos();
+            buf.clear();
+            input.read_value(buf, 0, usize::MAX)?;
+            sink.skip(None, pos, SkipReason::RecordsNotArray, SkipKind::Input);
+        }
+        None => return Err(input.fail_eof()),
+    }
+    // Other members after Records carry no records: read past them.
+    loop {
+        match input.skip_ws() {
+            Some(b',') => {
+                input.advance(1);
+                input.skip_ws();
+                buf.clear();
+                input.read_value(buf, 0, usize::MAX)?;
+                expect(input, b':')?;
+                input.skip_ws();
+                input.read_value(buf, 0, usize::MAX)?;
+            }
+            Some(b'}') => {
+                input.advance(1);
+                return Ok(());
+            }
+            Some(c) => {
+                return Err(ScanFail::Unexpected {
+                    pos: input.pos(),
+                    msg: format!("expected ',' or '}}', found '{}'", c.escape_ascii()),
+                });
+            }
+            None => return Err(input.fail_eof()),
+        }
+    }
+}
+
+fn expect<R: Read>(input: &mut Input<R>, want: u8) -> Result<(), ScanFail> {
+    match input.skip_ws() {
+        Some(c) if c == want => {
+            input.advance(1);
+            Ok(())
+        }
+        Some(c) => Err(ScanFail::Unexpected {
+            pos: input.pos(),
+            msg: format!("expected '{}', found '{}'", want as char, c.escape_ascii()),
+        }),
+        None => Err(input.fail_eof()),
+    }
+}
+
+/// Array elements, the cursor just past `[`.
+fn stream_array<R: Read>(
+    input: &mut Input<R>,
+    limits: &Limits,
+    sink: &mut dyn StreamSink,
+    buf: &mut Vec<u8>,
+    index: &mut u64,
+) -> Result<(), ScanFail> {
+    match input.skip_ws() {
+        Some(b']') => {
+            input.advance(1);
+            return Ok(());
+        }
+        Some(_) => {}
+        None => return Err(input.fail_eof()),
+    }
+    loop {
+        if input.skip_ws().is_none() {
+            return Err(input.fail_eof());
+        }
+        let pos = input.pos();
+        buf.clear();
+        let s = input.read_value(buf, limits.max_record_bytes, limits.max_depth)?;
+        deliver(sink, buf, s, *index, pos);
+        *index += 1;
+        match input.skip_ws() {
+            Some(b',') => {
+                input.advance(1);
+                if input.skip_ws() == Some(b']') {
+                    let pos = input.pos();
+                    sink.skip(
+                        None,
+                        pos,
+                        trailing("trailing comma before ']'", pos),
+                        SkipKind::Notice,
+                    );
+                    input.advance(1);
+                    return Ok(());
+                }
+            }
+            Some(b']') => {
+                input.advance(1);
+                return Ok(());
+            }
+            Some(b'{') => {
+                // A missing comma between two records: say so, and read on.
+                let pos = input.pos();
+                sink.skip(
+                    None,
+                    pos,
+                    trailing("expected ',' or ']' before '{'", pos),
+                    SkipKind::Notice,
+                );
+            }
+            Some(c) => {
+                return Err(ScanFail::Unexpected {
+                    pos: input.pos(),
+                    msg: format!("expected ',' or ']', found '{}'", c.escape_ascii()),
+                });
+            }
+            None => return Err(input.fail_eof()),
+        }
+    }
+}
+
+fn trailing(msg: &str, pos: Pos) -> SkipReason {
+    SkipReason::MalformedJson {
+        line: pos.line,
+        column: pos.column,
+        msg: msg.to_owned(),
+    }
+}
