@@ -1,0 +1,168 @@
+//! Property tests: the compiled matcher agrees with the reference
+//! interpreter on random patterns (every operator) and random events over a
+//! small alphabet (arrays of objects, nulls, numbers in several forms,
+//! dotted keys), also with many patterns in one matcher and after removals.
+
+use proptest::prelude::*;
+use trailwatch_pattern::{Matcher, Pattern, Scratch, reference};
+
+const KEYS: &[&str] = &["a", "b", "c", "a.b"];
+
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(KEYS).prop_map(|k| format!("\"{k}\""))
+}
+
+fn string_lit() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(&[
+        "\"x\"", "\"X\"", "\"xy\"", "\"yx\"", "\"\"", "\"x*y\"", "\"10.0.0.1\"", "\"010.0.0.1\"", "\"::1\"", "\"Straße\"",
+    ][..])
+}
+
+fn number_lit() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(&["1", "1.0", "1e0", "10e-1", "2", "0", "-0", "3.5", "-7", "37.807807921694092", "1e400"][..])
+}
+
+fn scalar() -> impl Strategy<Value = String> {
+    prop_oneof![
+        string_lit().prop_map(str::to_owned),
+        number_lit().prop_map(str::to_owned),
+        prop::sample::select(&["true", "false", "null"][..]).prop_map(str::to_owned),
+    ]
+}
+
+fn condition() -> impl Strategy<Value = String> {
+    let s = string_lit;
+    prop_oneof![
+        scalar(),
+        s().prop_map(|v| format!("{{\"prefix\":{v}}}")),
+        s().prop_map(|v| format!("{{\"suffix\":{v}}}")),
+        s().prop_map(|v| format!("{{\"prefix\":{{\"equals-ignore-case\":{v}}}}}")),
+        s().prop_map(|v| format!("{{\"suffix\":{{\"equals-ignore-case\":{v}}}}}")),
+        s().prop_map(|v| format!("{{\"equals-ignore-case\":{v}}}")),
+        s().prop_map(|v| format!("{{\"exactly\":{v}}}")),
+        prop::sample::select(&["\"x*\"", "\"*y\"", "\"*\"", "\"x*y\"", "\"\"", "\"x\\\\*y\"", "\"*x*\""][..])
+            .prop_map(|w| format!("{{\"wildcard\":{w}}}")),
+        s().prop_map(|v| format!("{{\"anything-but\":{v}}}")),
+        number_lit().prop_map(|v| format!("{{\"anything-but\":{v}}}")),
+        (s(), s()).prop_map(|(a, b)| format!("{{\"anything-but\":[{a},{b}]}}")),
+        (number_lit(), number_lit()).prop_map(|(a, b)| format!("{{\"anything-but\":[{a},{b}]}}")),
+        prop::sample::select(&["prefix", "suffix", "wildcard", "equals-ignore-case"][..]).prop_flat_map(|op| {
+            prop::sample::select(&["\"x\"", "\"y\"", "[\"x\",\"Y\"]", "\"x*\""][..])
+                .prop_map(move |v| format!("{{\"anything-but\":{{\"{op}\":{v}}}}}"))
+        }),
+        prop::sample::select(
+            &[
+                "[\"=\",1]",
+                "[\"<\",2]",
+                "[\"<=\",1]",
+                "[\">\",0]",
+                "[\">=\",1,\"<\",3.5]",
+                "[\">\",-10,\"<=\",0]",
+            ][..]
+        )
+        .prop_map(|r| format!("{{\"numeric\":{r}}}")),
+        any::<bool>().prop_map(|b| format!("{{\"exists\":{b}}}")),
+        prop::sample::select(&["\"10.0.0.0/24\"", "\"::/0\"", "\"0.0.0.0/0\""][..])
+            .prop_map(|c| format!("{{\"cidr\":{c}}}")),
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = String> {
+    prop::collection::vec(condition(), 1..4).prop_map(|c| format!("[{}]", c.join(",")))
+}
+
+/// A pattern object: fields are leaves, nested objects or `$or` groups.
+fn pattern_object() -> impl Strategy<Value = String> {
+    let base = prop::collection::vec((key(), leaf()), 1..4).prop_map(|fields| {
+        let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    });
+    base.prop_recursive(2, 12, 3, |inner| {
+        prop::collection::vec(
+            prop_oneof![
+                (key(), leaf()).prop_map(|(k, v)| format!("{k}:{v}")),
+                (key(), inner.clone()).prop_map(|(k, v)| format!("{k}:{v}")),
+                prop::collection::vec(inner, 2..4).prop_map(|alts| format!("\"$or\":[{}]", alts.join(","))),
+            ],
+            1..4,
+        )
+        .prop_map(|fields| format!("{{{}}}", fields.join(",")))
+    })
+}
+
+fn event_value() -> impl Strategy<Value = String> {
+    scalar().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec((key(), inner), 0..4).prop_map(|fields| {
+                let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            }),
+        ]
+    })
+}
+
+fn event() -> impl Strategy<Value = String> {
+    prop::collection::vec((key(), event_value()), 0..4).prop_map(|fields| {
+        let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn single_pattern_agrees(pattern in pattern_object(), event in event()) {
+        // Random patterns may be invalid (e.g. a too-complex or mixed list);
+        // the property is about valid ones.
+        let Ok(p) = Pattern::parse(&pattern) else { return Ok(()) };
+        let expected = reference::matches(&p, event.as_bytes()).unwrap();
+        let mut m = Matcher::new();
+        m.add(0u32, &p);
+        let got = !m.matches(event.as_bytes()).unwrap().is_empty();
+        prop_assert_eq!(got, expected, "pattern {} event {}", pattern, event);
+    }
+
+    #[test]
+    fn many_patterns_agree(patterns in prop::collection::vec(pattern_object(), 1..12),
+                           events in prop::collection::vec(event(), 1..6),
+                           remove in prop::collection::vec(any::<bool>(), 12)) {
+        let parsed: Vec<(u32, Pattern)> = patterns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Pattern::parse(t).ok().map(|p| (u32::try_from(i).unwrap(), p)))
+            .collect();
+        let mut m = Matcher::new();
+        for (id, p) in &parsed {
+            m.add(*id, p);
+        }
+        // Remove some, re-add one of them under the same id: the matcher
+        // must behave as if built from scratch.
+        let mut live: Vec<&(u32, Pattern)> = Vec::new();
+        for (k, entry) in parsed.iter().enumerate() {
+            if remove[k % remove.len()] {
+                prop_assert!(m.remove(&entry.0));
+            } else {
+                live.push(entry);
+            }
+        }
+        if let Some((id, p)) = live.first() {
+            m.add(*id, p);
+        }
+        prop_assert_eq!(m.len(), live.len());
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        for e in &events {
+            m.matches_with(e.as_bytes(), &mut scratch, &mut out).unwrap();
+            out.sort_unstable();
+            let mut expected: Vec<u32> = live
+                .iter()
+                .filter(|(_, p)| reference::matches(p, e.as_bytes()).unwrap())
+                .map(|(id, _)| *id)
+                .collect();
+            expected.sort_unstable();
+            prop_assert_eq!(&out, &expected, "event {}", e);
+        }
+    }
+}
