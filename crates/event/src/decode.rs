@@ -16,7 +16,7 @@ use crate::digest::{self, DigestFile};
 use crate::envelope::RecordError;
 use crate::probe::{Probe, first_byte, raw_str};
 use crate::skip::{SkipReason, SkipScope, Skipped};
-use crate::stream::{Input, Pos, SkipKind, StreamSink, io_reason, run};
+use crate::stream::{Input, Pos, SkipKind, StreamSink, io_reason, nesting_depth, run};
 use crate::wrappers::{self, ObjectRef, SnsParts};
 use crate::{Event, Limits, Provenance};
 
@@ -129,6 +129,7 @@ fn decode_inner(
     let mut ctx = Ctx {
         origin,
         message_id,
+        max_depth: limits.max_depth,
         sink,
         summary: DecodeSummary::default(),
     };
@@ -157,6 +158,7 @@ fn decode_inner(
 struct Ctx<'a> {
     origin: Arc<str>,
     message_id: Option<String>,
+    max_depth: usize,
     sink: &'a mut dyn FnMut(Item),
     summary: DecodeSummary,
 }
@@ -180,7 +182,7 @@ impl StreamSink for Ctx<'_> {
         let p = self.prov(index, Some(pos.offset));
         let s = match kind {
             SkipKind::Record => Skipped::record(p, reason),
-            SkipKind::Notice => Skipped::notice(p, reason),
+            SkipKind::Repaired => Skipped::repaired(p, reason),
             SkipKind::Input => Skipped::input(p, reason),
         };
         self.emit(Item::Skipped(s));
@@ -244,6 +246,10 @@ impl Ctx<'_> {
     fn classify(&mut self, text: &str, prov: Provenance, pos: Option<Pos>, depth: u8) {
         if depth > MAX_WRAPPER_DEPTH {
             return self.skip_record(prov, SkipReason::WrappersTooDeep);
+        }
+        // Texts from inside a wrapper did not pass the scanner's depth cap.
+        if depth > 0 && nesting_depth(text.as_bytes()) > self.max_depth {
+            return self.skip_record(prov, SkipReason::TooDeep);
         }
         match first_byte(text) {
             Some(b'{') => {}
@@ -392,3 +398,7 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

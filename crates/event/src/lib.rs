@@ -44,6 +44,9 @@ mod skip;
 mod stream;
 pub mod wrappers;
 
+#[cfg(test)]
+mod test_support;
+
 pub use decode::{DecodeSummary, Item, decode, decode_message, decode_slice};
 pub use digest::{DigestFields, DigestFile, DigestLogFile};
 pub use envelope::{Event, EventMeta, RecordError};

@@ -92,8 +92,8 @@ impl fmt::Display for SkipReason {
 pub enum SkipScope {
     /// One record, element or document; decoding went on with the next one.
     Record,
-    /// The input as a whole (empty, truncated, corrupt, over the cap); whatever came before
-    /// the failure was still delivered.
+    /// The input as a whole (empty, truncated, corrupt, over the cap, or a structural flaw
+    /// read past); whatever came before the failure was still delivered.
     Input,
 }
 
@@ -122,14 +122,25 @@ impl Skipped {
         }
     }
 
-    /// A skipped notification or marker that carries no records (test event, digest-like
-    /// notices): nothing is lost.
+    /// A skipped notification that carries no records (S3 test event, deleted-object
+    /// notice): counted as a record seen, nothing is lost.
     pub fn notice(provenance: Provenance, reason: SkipReason) -> Self {
         Skipped {
             provenance,
             reason,
             records_lost: Some(0),
             scope: SkipScope::Record,
+        }
+    }
+
+    /// A flaw in the input's structure that decoding read past (a missing comma between
+    /// records): reported, no record lost.
+    pub fn repaired(provenance: Provenance, reason: SkipReason) -> Self {
+        Skipped {
+            provenance,
+            reason,
+            records_lost: Some(0),
+            scope: SkipScope::Input,
         }
     }
 

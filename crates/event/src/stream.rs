@@ -31,8 +31,8 @@ pub(crate) struct Pos {
 pub(crate) enum SkipKind {
     /// One record lost.
     Record,
-    /// Noted, no record lost (a repaired missing comma).
-    Notice,
+    /// A structural flaw read past, no record lost (a missing comma).
+    Repaired,
     /// The rest of the input is lost.
     Input,
 }
@@ -94,6 +94,34 @@ pub(crate) struct Scanned {
     pub oversize: bool,
     /// Nested deeper than the cap: not copied.
     pub too_deep: bool,
+}
+
+/// The deepest bracket nesting in a JSON text (strings skipped), for texts that did not come
+/// through the scanner (message bodies inside strings).
+pub(crate) fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while let Some(p) = memchr::memchr2(b'"', b'\\', &text[i..]) {
+                    i += p;
+                    if text[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
 }
 
 fn is_ws(b: u8) -> bool {
@@ -598,7 +626,7 @@ fn stream_array<R: Read>(
                         None,
                         pos,
                         trailing("trailing comma before ']'", pos),
-                        SkipKind::Notice,
+                        SkipKind::Repaired,
                     );
                     input.advance(1);
                     return Ok(());
@@ -615,7 +643,7 @@ fn stream_array<R: Read>(
                     None,
                     pos,
                     trailing("expected ',' or ']' before '{'", pos),
-                    SkipKind::Notice,
+                    SkipKind::Repaired,
                 );
             }
             Some(c) => {
