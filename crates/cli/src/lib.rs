@@ -1,0 +1,14 @@
+//! The `trailwatch` command line: argument parsing, wiring of the pipeline
+//! (sources → event → rules → output) and exit codes. The binary's `main` only calls
+//! [`cli::main`], so tests drive the same code.
+
+pub mod cli;
+pub mod filter;
+pub mod inputs;
+pub mod output;
+pub mod pattern_cmd;
+pub mod rules_cmd;
+pub mod ruleset;
+pub mod scan;
+pub mod summary;
+pub mod watch;

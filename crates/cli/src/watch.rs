@@ -1,0 +1,240 @@
+//! `trailwatch watch DIR`: follow a folder as log files arrive.
+//!
+//! File-system notifications (inotify, through the `notify` crate) trigger a sweep of the
+//! folder; a periodic sweep is the safety net for missed notifications. A sweep processes
+//! every log file the checkpoint does not list yet. A file is committed to the checkpoint,
+//! together with the ids of its events that matched a rule, in one transaction after its
+//! alerts were written. So a restart repeats no finished file, and an event CloudTrail
+//! delivers twice alerts once. A crash between writing alerts and committing repeats that
+//! one file's alerts (at-least-once, never lost).
+
+use std::collections::HashSet;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use notify::{RecursiveMode, Watcher};
+use trailwatch_alert::Alert;
+use trailwatch_event::{Item, Limits, decode};
+use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, MemoryState, RuleSet, SystemClock};
+use trailwatch_store::Store;
+
+use crate::cli::{EXIT_OK, Format, WatchArgs};
+use crate::inputs::{self, Input};
+use crate::output::write_alert;
+use crate::summary::Summary;
+
+/// A file modified this recently that fails to decode may still be being written: it is
+/// retried on a later sweep instead of being reported and committed.
+const SETTLE_TIME: Duration = Duration::from_secs(10);
+
+/// The default state folder: `$XDG_STATE_HOME/trailwatch` or `~/.local/state/trailwatch`.
+pub fn default_state_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("trailwatch"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_STATE_HOME nor HOME is set; pass --state DIR")?;
+    Ok(PathBuf::from(home).join(".local/state/trailwatch"))
+}
+
+/// The follower: rules, gate, checkpoint and output.
+pub struct Follower<'a> {
+    ruleset: &'a RuleSet,
+    gate: Gate,
+    store: Store,
+    limits: Limits,
+    scratch: EvalScratch,
+    format: Format,
+    /// Totals since start.
+    pub totals: Summary,
+}
+
+fn modified_recently(input: &Input) -> bool {
+    let Input::File { modified_ns, .. } = input else {
+        return false;
+    };
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    now_ns.saturating_sub(*modified_ns) < SETTLE_TIME.as_nanos() as i64
+}
+
+impl<'a> Follower<'a> {
+    /// Opens the checkpoint in `state_dir` and prunes event ids older than the horizon
+    /// (measured back from the newest event seen, so old data replays dedup correctly too).
+    pub fn open(
+        ruleset: &'a RuleSet,
+        state_dir: &Path,
+        limits: Limits,
+        format: Format,
+        dedup_horizon: Duration,
+    ) -> anyhow::Result<Follower<'a>> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
+        let mut store = Store::open(state_dir.join("watch.sqlite"))?;
+        if let Some(newest) = store.newest_event_time()? {
+            let horizon = chrono::Duration::from_std(dedup_horizon).unwrap_or(chrono::Duration::MAX);
+            store.prune_seen(newest - horizon)?;
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Ok(Follower {
+            ruleset,
+            gate: Gate::new(ruleset, Box::new(MemoryState::default()), clock),
+            store,
+            limits,
+            scratch: EvalScratch::default(),
+            format,
+            totals: Summary::default(),
+        })
+    }
+
+    /// Processes every log file under `dir` that the checkpoint does not list.
+    pub fn sweep(&mut self, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+        let listing = inputs::list(&[dir.to_path_buf()])?;
+        for input in &listing.inputs {
+            let stamp = input.stamp().expect("listed inputs are files");
+            if self.store.input_done(&stamp)? {
+                continue;
+            }
+            self.process(input, out)?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, input: &Input, out: &mut dyn Write) -> anyhow::Result<()> {
+        let stamp = input.stamp().expect("listed inputs are files");
+        let reader = match input.open() {
+            Ok(reader) => reader,
+            Err(err) => {
+                tracing::warn!(file = %stamp.origin, error = %err, "cannot open; will retry");
+                return Ok(());
+            }
+        };
+        let mut counts = Summary {
+            inputs: 1,
+            ..Summary::default()
+        };
+        let mut events_matched: Vec<(String, DateTime<Utc>)> = Vec::new();
+        let mut seen_here: HashSet<String> = HashSet::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut skipped = Vec::new();
+        let (ruleset, store, scratch) = (self.ruleset, &self.store, &mut self.scratch);
+        let mut store_error = None;
+        let decoded = decode(reader, stamp.origin.as_str().into(), &self.limits, &mut |item| match item {
+            Item::Event(event) => {
+                let meta = event.meta();
+                let id = meta.event_id.clone().unwrap_or_else(|| meta.id.clone());
+                let seen = match store.event_seen(&id) {
+                    Ok(seen) => seen || seen_here.contains(&id),
+                    Err(err) => {
+                        store_error.get_or_insert(err);
+                        false
+                    }
+                };
+                if seen {
+                    counts.duplicates += 1;
+                    return;
+                }
+                let found = ruleset.evaluate(&event, scratch);
+                if found.is_empty() {
+                    counts.unmatched += 1;
+                } else {
+                    counts.matched += 1;
+                    seen_here.insert(id.clone());
+                    events_matched.push((id, meta.time));
+                    candidates.extend(found);
+                }
+            }
+            Item::Skipped(s) => skipped.push(s),
+            Item::Digest(_) => counts.digests += 1,
+            Item::Object(_) => counts.object_refs += 1,
+        });
+        if let Some(err) = store_error {
+            return Err(err.into());
+        }
+        if decoded.skipped_inputs > 0 && modified_recently(input) {
+            tracing::info!(file = %stamp.origin, "incomplete and recently modified; will retry");
+            return Ok(());
+        }
+        for s in &skipped {
+            eprintln!("{}", crate::scan::skip_message(s));
+        }
+        for s in &skipped {
+            counts.count_lossless_skip(s);
+        }
+        counts.add_decoded(&decoded);
+        candidates.sort_by(|a, b| a.alert.event_time.cmp(&b.alert.event_time));
+        let mut alerts: Vec<Alert> = Vec::new();
+        for candidate in candidates {
+            alerts.extend(self.gate.admit(candidate));
+        }
+        for alert in &alerts {
+            write_alert(out, alert, self.format).context("cannot write alert")?;
+        }
+        out.flush().context("cannot write alerts")?;
+        counts.alerts = alerts.len() as u64;
+        self.store.commit_input(&stamp, &events_matched)?;
+        tracing::info!(
+            file = %stamp.origin,
+            records = counts.records_in,
+            alerts = counts.alerts,
+            duplicates = counts.duplicates,
+            "processed"
+        );
+        self.totals.add(&counts);
+        Ok(())
+    }
+}
+
+/// `trailwatch watch`.
+pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
+    let (_config, ruleset) = crate::ruleset::load(&args.rules)?;
+    let dir = args.dir.clone();
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder", dir.display());
+    }
+    let state_dir = match &args.state {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
+    let limits = crate::scan::limits(&args.limits);
+    let mut follower = Follower::open(&ruleset, &state_dir, limits, args.format, args.dedup_horizon)?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    })
+    .context("cannot start the file watcher")?;
+    if !args.once {
+        watcher
+            .watch(&dir, RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
+    loop {
+        follower.sweep(&dir, &mut out)?;
+        if args.once {
+            break;
+        }
+        // Wait for a change (or the safety-net interval), then let a burst settle.
+        let deadline = Instant::now() + args.rescan;
+        match rx.recv_timeout(args.rescan) {
+            Ok(Err(err)) => tracing::warn!(error = %err, "file watcher error; sweeping"),
+            Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("file watcher stopped"),
+        }
+        let settle = Instant::now() + Duration::from_millis(300);
+        while let Ok(_event) = rx.recv_timeout(settle.saturating_duration_since(Instant::now())) {
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+    eprintln!("{}", follower.totals);
+    Ok(EXIT_OK)
+}
