@@ -1,1 +1,62 @@
 //! Rules: match, conditions, per-item expansion, state, templates, self-tests.
+//!
+//! A rule file holds one rule or a list of rules (YAML; `docs/rules.md`). [`RuleSet::compile`]
+//! checks every rule and builds one pattern matcher for all of them; [`RuleSet::evaluate`]
+//! (pure, `&self`, many threads) turns an event into [`Candidate`] alerts; the
+//! single-threaded [`Gate`] applies thresholds and dedup on event time with an injected
+//! [`Clock`].
+//!
+//! Architecture invariant: this crate does no I/O except the test runner reading test
+//! event files that rules name.
+
+pub mod catalog;
+pub mod cel;
+pub mod clock;
+pub mod compile;
+pub mod error;
+pub mod evaluate;
+pub mod for_each;
+pub mod gate;
+pub mod lint;
+pub mod schema;
+pub mod state;
+pub mod suppress;
+pub mod templates;
+pub mod testing;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use compile::{Rule, RuleSet, TestCase};
+pub use error::{RuleError, RuleErrorKind, RuleErrors};
+pub use evaluate::{Candidate, EvalScratch};
+pub use gate::{Gate, GateStats};
+pub use state::{MemoryState, StateStore};
+
+/// One rule file's text and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSource {
+    /// A path (or `builtin:<name>` for the embedded pack).
+    pub origin: String,
+    /// The YAML text.
+    pub text: String,
+}
+
+impl RuleSource {
+    /// A source from an origin and its text.
+    pub fn new(origin: impl Into<String>, text: impl Into<String>) -> RuleSource {
+        RuleSource {
+            origin: origin.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// The built-in rule pack, embedded in the binary.
+pub fn builtin_sources() -> Vec<RuleSource> {
+    BUILTIN
+        .iter()
+        .map(|(name, text)| RuleSource::new(format!("builtin:{name}"), *text))
+        .collect()
+}
+
+const BUILTIN: &[(&str, &str)] = &[];

@@ -1,0 +1,548 @@
+//! Stage two: raw rules become compiled [`Rule`]s, and all of them one [`RuleSet`] with a
+//! single pattern matcher. Every problem in every rule is reported, with file and line.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cel_interpreter::Context;
+use serde_saphyr::Spanned;
+use trailwatch_alert::Severity;
+use trailwatch_config::yaml::{self, Piece, TopKind};
+use trailwatch_config::{Cidr, Config, Glob, Pos};
+use trailwatch_pattern::{Matcher, Pattern};
+
+use crate::RuleSource;
+use crate::cel::{CelExpr, root_context};
+use crate::error::{Errs, RuleError, RuleErrorKind, RuleErrors, pos_of};
+use crate::for_each::{Binding, Path};
+use crate::schema::{RawRule, RawTest, parse_duration};
+use crate::suppress::Suppress;
+use crate::templates::{Templates, allowed};
+use crate::window::{DedupSpec, ThresholdSpec};
+
+/// Names a rule may not use for `for_each` or `let` bindings.
+const RESERVED: &[&str] = &[
+    "record",
+    "event",
+    "item",
+    "config",
+    "principal",
+    "account",
+    "account_alias",
+    "region",
+    "source_ip",
+    "user_agent",
+    "event_time",
+    "event_name",
+    "event_source",
+    "event_id",
+    "console_url",
+    "severity",
+    "rule",
+    "fields",
+    "resources",
+];
+
+/// Default lateness tolerance for windows.
+const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique id.
+    pub id: String,
+    /// The rule's title.
+    pub title: String,
+    /// What it detects.
+    pub description: String,
+    /// Base severity (after the config's override).
+    pub severity: Severity,
+    /// Tags (MITRE ATT&CK ids and the like).
+    pub tags: Vec<String>,
+    /// Runbook URL.
+    pub runbook: Option<String>,
+    /// The file it came from.
+    pub origin: String,
+    /// The line its `id` is on.
+    pub line: usize,
+    /// Whether it runs (file flag and config enable/disable applied).
+    pub enabled: bool,
+    /// The `match` pattern as JSON.
+    pub pattern: serde_json::Value,
+    /// Where the pattern is.
+    pub pattern_pos: Pos,
+    pub(crate) severity_if: Vec<(CelExpr, Severity)>,
+    pub(crate) severity_override: Option<Severity>,
+    pub(crate) lets: Vec<(String, CelExpr)>,
+    pub(crate) where_: Option<CelExpr>,
+    pub(crate) for_each: Vec<Binding>,
+    pub(crate) suppress: Suppress,
+    pub(crate) threshold: Option<(ThresholdSpec, Vec<CelExpr>)>,
+    pub(crate) dedup: Option<(DedupSpec, Vec<CelExpr>)>,
+    pub(crate) fields: Vec<String>,
+    pub(crate) resources: usize,
+    pub(crate) has_body: bool,
+    /// Embedded test cases.
+    pub tests: Vec<TestCase>,
+    /// The rule's own YAML, padded to keep line numbers (to recompile it alone).
+    pub source: String,
+}
+
+/// One embedded test case, kept for the runner.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    /// Where the case is.
+    pub pos: Pos,
+    /// The case as written.
+    pub raw: RawTest,
+}
+
+impl Rule {
+    /// The severity names for `severity_if` and overrides, for lint and docs.
+    pub fn is_stateful(&self) -> bool {
+        self.threshold.is_some() || self.dedup.is_some()
+    }
+
+    /// The threshold settings, when the rule has one.
+    pub fn threshold(&self) -> Option<ThresholdSpec> {
+        self.threshold.as_ref().map(|(s, _)| *s)
+    }
+
+    /// The dedup settings, when the rule has one.
+    pub fn dedup(&self) -> Option<DedupSpec> {
+        self.dedup.as_ref().map(|(s, _)| *s)
+    }
+}
+
+/// Compiled rules and one pattern matcher for all of them. `Send + Sync`: share it.
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) matcher: Matcher<usize>,
+    pub(crate) root: Context<'static>,
+    pub(crate) templates: Templates,
+    pub(crate) accounts: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field(
+                "rules",
+                &self.rules.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn severity(s: &Spanned<String>, errs: &mut Errs<'_>) -> Severity {
+    match s.value.parse::<Severity>() {
+        Ok(sev) => sev,
+        Err(e) => {
+            errs.push(pos_of(s), RuleErrorKind::Invalid, e.to_string());
+            Severity::Info
+        }
+    }
+}
+
+fn cel(s: &Spanned<String>, errs: &mut Errs<'_>) -> Option<CelExpr> {
+    match CelExpr::compile(&s.value, pos_of(s)) {
+        Ok(e) => Some(e),
+        Err(reason) => {
+            errs.push(pos_of(s), RuleErrorKind::Cel, reason);
+            None
+        }
+    }
+}
+
+fn cel_list(exprs: &[String], pos: Pos, what: &str, errs: &mut Errs<'_>) -> Vec<CelExpr> {
+    let mut out = Vec::new();
+    for e in exprs {
+        match CelExpr::compile(e, pos) {
+            Ok(c) => out.push(c),
+            Err(reason) => errs.push(pos, RuleErrorKind::Cel, format!("{what}: {reason}")),
+        }
+    }
+    out
+}
+
+/// Finds the `id:` value in a rule's text, for errors in rules that did not parse.
+fn sniff_id(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let t = l.trim_start().trim_start_matches("- ");
+        let v = t.strip_prefix("id:")?.trim().trim_matches(['"', '\'']);
+        (!v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+/// Splits one source into rule pieces (one per rule), reporting YAML syntax errors.
+pub(crate) fn rule_pieces(src: &RuleSource, out: &mut Vec<RuleError>) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    for doc in yaml::split_documents(&src.text) {
+        if yaml::top_kind(&doc.text) == TopKind::Sequence {
+            match yaml::split_sequence(&doc.text) {
+                Ok(items) => pieces.extend(items),
+                Err(e) => out.push(RuleError {
+                    origin: src.origin.clone(),
+                    pos: e.pos,
+                    rule_id: None,
+                    kind: RuleErrorKind::Schema,
+                    reason: e.reason,
+                }),
+            }
+        } else {
+            pieces.push(doc);
+        }
+    }
+    pieces
+}
+
+impl RuleSet {
+    /// Compiles every rule of every source. All problems are reported together.
+    pub fn compile(sources: &[RuleSource], config: &Config) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut templates = Templates::default();
+        let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for src in sources {
+            for piece in rule_pieces(src, &mut errors) {
+                let raw: RawRule = match piece.parse() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        errors.push(RuleError {
+                            origin: src.origin.clone(),
+                            pos: e.pos,
+                            rule_id: sniff_id(&piece.text),
+                            kind: RuleErrorKind::Schema,
+                            reason: e.reason,
+                        });
+                        continue;
+                    }
+                };
+                let id = raw.id.value.clone();
+                let mut errs = Errs {
+                    origin: &src.origin,
+                    rule_id: Some(id.clone()),
+                    out: &mut errors,
+                };
+                if let Some((o, l)) = seen.get(&id) {
+                    errs.push(
+                        pos_of(&raw.id),
+                        RuleErrorKind::Duplicate,
+                        format!("duplicate rule id (first defined at {o}:{l})"),
+                    );
+                    continue;
+                }
+                seen.insert(id.clone(), (src.origin.clone(), pos_of(&raw.id).line));
+                if let Some(rule) =
+                    compile_rule(raw, &piece.text, config, &mut templates, &mut errs)
+                {
+                    rules.push(rule);
+                }
+            }
+        }
+        let mut matcher = Matcher::new();
+        for (i, rule) in rules.iter().enumerate() {
+            if !rule.enabled {
+                continue;
+            }
+            // The pattern was parsed once already in compile_rule; parse errors are there.
+            if let Ok(p) = Pattern::parse(&rule.pattern.to_string()) {
+                matcher.add(i, &p);
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by(|a, b| (&a.origin, a.pos).cmp(&(&b.origin, b.pos)));
+            return Err(RuleErrors(errors));
+        }
+        Ok(RuleSet {
+            rules,
+            matcher,
+            root: root_context(config),
+            templates,
+            accounts: config.accounts.clone(),
+        })
+    }
+
+    /// The compiled rules (enabled or not), in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+fn compile_rule(
+    raw: RawRule,
+    source: &str,
+    config: &Config,
+    templates: &mut Templates,
+    errs: &mut Errs<'_>,
+) -> Option<Rule> {
+    let before = errs.out.len();
+    let id = raw.id.value.clone();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errs.push(
+            pos_of(&raw.id),
+            RuleErrorKind::Invalid,
+            "id must be lowercase letters, digits and `-`",
+        );
+    }
+    let base = severity(&raw.severity, errs);
+    let severity_if: Vec<(CelExpr, Severity)> = raw
+        .severity_if
+        .iter()
+        .filter_map(|s| {
+            let sev = severity(&s.severity, errs);
+            cel(&s.when, errs).map(|c| (c, sev))
+        })
+        .collect();
+
+    // match
+    let pattern_pos = pos_of(&raw.match_);
+    if !raw.match_.value.is_object() {
+        errs.push(
+            pattern_pos,
+            RuleErrorKind::Pattern,
+            "match must be a mapping (an EventBridge pattern)",
+        );
+    } else if let Err(e) = Pattern::parse(&raw.match_.value.to_string()) {
+        errs.push(
+            pattern_pos,
+            RuleErrorKind::Pattern,
+            format!("bad pattern: {e}"),
+        );
+    }
+
+    // for_each bindings and lets
+    let mut names: Vec<String> = Vec::new();
+    let bind = |name: &Spanned<String>, errs: &mut Errs<'_>, names: &mut Vec<String>| {
+        let n = &name.value;
+        let ok_ident = n
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok_ident {
+            errs.push(
+                pos_of(name),
+                RuleErrorKind::Invalid,
+                format!("{n:?} is not a valid variable name"),
+            );
+        } else if RESERVED.contains(&n.as_str()) || names.contains(n) {
+            errs.push(
+                pos_of(name),
+                RuleErrorKind::Invalid,
+                format!("variable name `{n}` is reserved or already used"),
+            );
+        }
+        names.push(n.clone());
+    };
+    let mut for_each = Vec::new();
+    for (name, paths) in &raw.for_each.0 {
+        bind(name, errs, &mut names);
+        let mut compiled = Vec::new();
+        for p in paths.value.clone().into_vec() {
+            match Path::parse(&p) {
+                Ok(path) => {
+                    let root_ok = path.root == "record"
+                        || path.root == "event"
+                        || names[..names.len() - 1].contains(&path.root);
+                    if !root_ok {
+                        errs.push(pos_of(paths), RuleErrorKind::Invalid, format!("for_each path {p:?} must start at record, event or an earlier binding"));
+                    }
+                    compiled.push(path);
+                }
+                Err(reason) => errs.push(pos_of(paths), RuleErrorKind::Invalid, reason),
+            }
+        }
+        for_each.push(Binding {
+            name: name.value.clone(),
+            paths: compiled,
+        });
+    }
+    let mut lets = Vec::new();
+    for (name, expr) in &raw.let_.0 {
+        bind(name, errs, &mut names);
+        if let Some(c) = cel(expr, errs) {
+            lets.push((name.value.clone(), c));
+        }
+    }
+    let where_ = raw.where_.as_ref().and_then(|w| cel(w, errs));
+
+    // suppress
+    let mut suppress = Suppress::default();
+    let mut use_trusted = true;
+    if let Some(s) = &raw.suppress {
+        let p = pos_of(s);
+        suppress.principals = s.value.principals.iter().map(|g| Glob::new(g)).collect();
+        suppress.user_agents = s.value.user_agents.iter().map(|g| Glob::new(g)).collect();
+        suppress.accounts = s.value.accounts.clone();
+        for c in &s.value.cidrs {
+            match c.parse::<Cidr>() {
+                Ok(c) => suppress.cidrs.push(c),
+                Err(e) => errs.push(p, RuleErrorKind::Invalid, format!("suppress.cidrs: {e}")),
+            }
+        }
+        use_trusted = s.value.trusted.unwrap_or(true);
+    }
+    if use_trusted {
+        suppress = suppress.with_trusted(config);
+    }
+
+    // threshold and dedup
+    let tolerance = |t: &Option<String>, p: Pos, errs: &mut Errs<'_>| match t {
+        None => chrono::Duration::seconds(DEFAULT_TOLERANCE_SECS),
+        Some(s) => parse_duration(s).unwrap_or_else(|| {
+            errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                format!("tolerance {s:?} is not a duration like 30s, 5m, 1h"),
+            );
+            chrono::Duration::zero()
+        }),
+    };
+    let mut threshold = None;
+    if let Some(t) = &raw.threshold {
+        let p = pos_of(t);
+        let window = t.value.window.as_deref().map(|w| (w, parse_duration(w)));
+        match (t.value.count, window) {
+            (None, Some(_)) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                "threshold has a window but no count",
+            ),
+            (Some(_), None) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                "threshold has a count but no window",
+            ),
+            (None, None) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                "threshold needs count and window",
+            ),
+            (Some(0), _) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                "threshold count must be at least 1",
+            ),
+            (Some(_), Some((w, None))) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                format!("threshold window {w:?} is not a duration like 30s, 5m, 1h"),
+            ),
+            (Some(count), Some((_, Some(window)))) => {
+                let tol = tolerance(&t.value.tolerance, p, errs);
+                let groups = cel_list(&t.value.group_by, p, "threshold.group_by", errs);
+                threshold = Some((
+                    ThresholdSpec {
+                        count,
+                        window,
+                        tolerance: tol,
+                    },
+                    groups,
+                ));
+            }
+        }
+    }
+    let mut dedup = None;
+    if let Some(d) = &raw.dedup {
+        let p = pos_of(d);
+        match d.value.window.as_deref().map(|w| (w, parse_duration(w))) {
+            None => errs.push(p, RuleErrorKind::Invalid, "dedup needs a window"),
+            Some((w, None)) => errs.push(
+                p,
+                RuleErrorKind::Invalid,
+                format!("dedup window {w:?} is not a duration like 30s, 5m, 1h"),
+            ),
+            Some((_, Some(window))) => {
+                let tol = tolerance(&d.value.tolerance, p, errs);
+                let keys = d
+                    .value
+                    .key
+                    .clone()
+                    .map(|k| k.into_vec())
+                    .unwrap_or_default();
+                let keys = cel_list(&keys, p, "dedup.key", errs);
+                dedup = Some((
+                    DedupSpec {
+                        window,
+                        tolerance: tol,
+                    },
+                    keys,
+                ));
+            }
+        }
+    }
+
+    // templates
+    let early = allowed(&names, false);
+    let late = allowed(&names, true);
+    let mut add =
+        |name: String, s: &Spanned<String>, allowed: &BTreeSet<String>, errs: &mut Errs<'_>| {
+            if let Err(reason) = templates.add(&name, &s.value, allowed) {
+                errs.push(pos_of(s), RuleErrorKind::Template, reason);
+            }
+        };
+    let mut fields = Vec::new();
+    for (k, v) in &raw.alert.value.fields.0 {
+        add(format!("{id}#field#{}", k.value), v, &early, errs);
+        fields.push(k.value.clone());
+    }
+    for (i, r) in raw.alert.value.resources.iter().enumerate() {
+        add(format!("{id}#resource#{i}"), r, &early, errs);
+    }
+    add(format!("{id}#title"), &raw.alert.value.title, &late, errs);
+    if let Some(b) = &raw.alert.value.body {
+        add(format!("{id}#body"), b, &late, errs);
+    }
+
+    if errs.out.len() > before {
+        return None;
+    }
+    let enabled = config.rule_enabled(&id, raw.enabled.unwrap_or(true));
+    let severity_override = config
+        .rules
+        .severity
+        .get(&id)
+        .and_then(|s| s.as_str().parse::<Severity>().ok());
+    Some(Rule {
+        id,
+        title: raw.title,
+        description: raw.description,
+        severity: severity_override.unwrap_or(base),
+        tags: raw.tags,
+        runbook: raw.runbook,
+        origin: errs.origin.to_owned(),
+        line: pos_of(&raw.id).line,
+        enabled,
+        pattern: raw.match_.value,
+        pattern_pos,
+        severity_if,
+        severity_override,
+        lets,
+        where_,
+        for_each,
+        suppress,
+        threshold,
+        dedup,
+        fields,
+        resources: raw.alert.value.resources.len(),
+        has_body: raw.alert.value.body.is_some(),
+        tests: raw
+            .tests
+            .into_iter()
+            .map(|t| TestCase {
+                pos: pos_of(&t),
+                raw: t.value,
+            })
+            .collect(),
+        source: source.to_owned(),
+    })
+}

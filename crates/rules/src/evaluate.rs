@@ -1,0 +1,435 @@
+//! The stateless half of evaluation, on the hot path: one pattern match over the raw bytes
+//! for all rules; only matched events are parsed, expanded per item, checked with CEL and
+//! rendered into candidate alerts.
+
+use cel_interpreter::Value as CelValue;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use trailwatch_alert::{Alert, AlertOrigin, Principal, Severity, console_url};
+use trailwatch_event::Event;
+
+use crate::cel::{to_cel, to_json, to_key_string};
+use crate::compile::{Rule, RuleSet};
+use crate::for_each::expand;
+use crate::suppress::Subject;
+
+/// Per-thread scratch space for [`RuleSet::evaluate`]; reuse it across events.
+#[derive(Debug, Default)]
+pub struct EvalScratch {
+    matcher: trailwatch_pattern::Scratch,
+    hits: Vec<usize>,
+    /// Events whose JSON the matcher rejected.
+    pub malformed: u64,
+    /// CEL evaluation errors (a missing key in `where` and the like); such items raise nothing.
+    pub cel_errors: u64,
+    /// The last CEL error, for diagnostics.
+    pub last_error: Option<String>,
+    /// Events suppressed by an allow-list.
+    pub suppressed: u64,
+    /// `for_each` items dropped past the per-event cap.
+    pub items_dropped: u64,
+}
+
+/// An alert that still has to pass the stateful gate (threshold and dedup).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The alert as it will be sent.
+    pub alert: Alert,
+    /// Index of the rule in [`RuleSet::rules`].
+    pub rule_index: usize,
+    /// The event's time (`eventTime`), used by windows.
+    pub time: DateTime<Utc>,
+    /// Threshold group keys, one per `group_by` entry.
+    pub groups: Vec<String>,
+    /// The dedup key, when the rule has `dedup`.
+    pub dedup: Option<String>,
+}
+
+fn s(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Who made the call, from `userIdentity`.
+pub fn principal_of(record: &Value) -> Principal {
+    let ui = record.get("userIdentity").cloned().unwrap_or(Value::Null);
+    let kind = s(&ui, "type").unwrap_or_default();
+    let arn = s(&ui, "arn");
+    let issuer = ui
+        .pointer("/sessionContext/sessionIssuer/userName")
+        .and_then(Value::as_str);
+    let session = arn
+        .as_deref()
+        .and_then(|a| a.rsplit('/').next())
+        .filter(|_| kind == "AssumedRole");
+    let name = match kind.as_str() {
+        "Root" => "root".to_owned(),
+        "IAMUser" => s(&ui, "userName").unwrap_or_default(),
+        "AssumedRole" => match (issuer, session) {
+            (Some(i), Some(sn)) => format!("{i}/{sn}"),
+            (Some(i), None) => i.to_owned(),
+            (None, _) => arn.clone().unwrap_or_default(),
+        },
+        "AWSService" => s(&ui, "invokedBy").unwrap_or_else(|| "AWS service".to_owned()),
+        "FederatedUser" => issuer
+            .map(str::to_owned)
+            .or_else(|| s(&ui, "principalId"))
+            .unwrap_or_default(),
+        _ => s(&ui, "userName")
+            .or_else(|| issuer.map(str::to_owned))
+            .or_else(|| s(&ui, "principalId"))
+            .or_else(|| {
+                record
+                    .pointer("/additionalEventData/UserName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default(),
+    };
+    Principal {
+        kind,
+        arn,
+        name,
+        account_id: s(&ui, "accountId"),
+        access_key_id: s(&ui, "accessKeyId").filter(|k| !k.is_empty()),
+    }
+}
+
+/// FNV-1a 64, for stable short keys.
+pub(crate) fn fnv64(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The per-event facts shared by every rule that matched it.
+struct Facts {
+    envelope: Value,
+    record: Value,
+    record_cel: CelValue,
+    envelope_cel: CelValue,
+    principal: Principal,
+    event_id: String,
+    event_time: String,
+    time: DateTime<Utc>,
+    account: String,
+    region: String,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    event_name: String,
+    event_source: String,
+    role_arn: Option<String>,
+}
+
+impl Facts {
+    fn new(event: &Event) -> Facts {
+        let envelope = event.to_value();
+        let record = envelope.get("detail").cloned().unwrap_or(Value::Null);
+        let meta = event.meta();
+        let principal = principal_of(&record);
+        let event_time = s(&record, "eventTime").unwrap_or_else(|| meta.time.to_rfc3339());
+        let time = DateTime::parse_from_rfc3339(&event_time)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(meta.time);
+        let account = s(&record, "recipientAccountId")
+            .or_else(|| Some(meta.account.clone()).filter(|a| !a.is_empty()))
+            .or_else(|| principal.account_id.clone())
+            .unwrap_or_default();
+        Facts {
+            record_cel: to_cel(&record),
+            envelope_cel: to_cel(&envelope),
+            event_id: meta.event_id.clone().unwrap_or_else(|| meta.id.clone()),
+            region: s(&record, "awsRegion").unwrap_or_else(|| meta.region.clone()),
+            source_ip: s(&record, "sourceIPAddress"),
+            user_agent: s(&record, "userAgent"),
+            event_name: meta
+                .event_name
+                .clone()
+                .unwrap_or_else(|| meta.detail_type.clone()),
+            event_source: meta
+                .event_source
+                .clone()
+                .unwrap_or_else(|| meta.source.clone()),
+            role_arn: record
+                .pointer("/userIdentity/sessionContext/sessionIssuer/arn")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            principal,
+            event_time,
+            time,
+            account,
+            envelope,
+            record,
+        }
+    }
+}
+
+impl RuleSet {
+    /// Matches one event against every rule and returns the candidate alerts. Pure and
+    /// `&self`: call it from many threads, each with its own scratch.
+    pub fn evaluate(&self, event: &Event, scratch: &mut EvalScratch) -> Vec<Candidate> {
+        let mut hits = std::mem::take(&mut scratch.hits);
+        if self
+            .matcher
+            .matches_with(event.json().as_bytes(), &mut scratch.matcher, &mut hits)
+            .is_err()
+        {
+            scratch.malformed += 1;
+            scratch.hits = hits;
+            return Vec::new();
+        }
+        if hits.is_empty() {
+            scratch.hits = hits;
+            return Vec::new();
+        }
+        hits.sort_unstable();
+        let facts = Facts::new(event);
+        let mut out = Vec::new();
+        for &i in &hits {
+            if let Some(rule) = self.rules.get(i) {
+                self.evaluate_rule(i, rule, event, &facts, scratch, &mut out);
+            }
+        }
+        scratch.hits = hits;
+        out
+    }
+
+    fn evaluate_rule(
+        &self,
+        index: usize,
+        rule: &Rule,
+        event: &Event,
+        f: &Facts,
+        scratch: &mut EvalScratch,
+        out: &mut Vec<Candidate>,
+    ) {
+        let subject = Subject {
+            principal_arns: [f.principal.arn.as_deref(), f.role_arn.as_deref()],
+            account: &f.account,
+            source_ip: f.source_ip.as_deref(),
+            user_agent: f.user_agent.as_deref(),
+        };
+        if !rule.suppress.is_empty() && rule.suppress.reason(&subject).is_some() {
+            scratch.suppressed += 1;
+            return;
+        }
+        let (combos, dropped) = if rule.for_each.is_empty() {
+            (vec![Vec::new()], 0)
+        } else {
+            expand(
+                &rule.for_each,
+                &[("record", &f.record), ("event", &f.envelope)],
+            )
+        };
+        scratch.items_dropped += dropped as u64;
+        for combo in combos {
+            let mut ctx = self.root.new_inner_scope();
+            ctx.add_variable_from_value("record", f.record_cel.clone());
+            ctx.add_variable_from_value("event", f.envelope_cel.clone());
+            let item = combo.last().map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+            ctx.add_variable_from_value("item", to_cel(&item));
+            let mut vars: Vec<(String, Value)> = Vec::new();
+            for (name, v) in &combo {
+                ctx.add_variable_from_value(name.clone(), to_cel(v));
+                vars.push((name.clone(), v.clone()));
+            }
+            let mut failed = None;
+            for (name, expr) in &rule.lets {
+                match expr.eval(&ctx) {
+                    Ok(v) => {
+                        vars.push((name.clone(), to_json(&v)));
+                        ctx.add_variable_from_value(name.clone(), v);
+                    }
+                    Err(e) => {
+                        failed = Some(format!("rule {}: let {name}: {e}", rule.id));
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                scratch.cel_errors += 1;
+                scratch.last_error = Some(e);
+                continue;
+            }
+            if let Some(w) = &rule.where_ {
+                match w.eval_bool(&ctx) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        scratch.cel_errors += 1;
+                        scratch.last_error = Some(format!("rule {}: where: {e}", rule.id));
+                        continue;
+                    }
+                }
+            }
+            let mut severity = rule.severity;
+            if rule.severity_override.is_none() {
+                for (cond, sev) in &rule.severity_if {
+                    if cond.eval_bool(&ctx).unwrap_or(false) {
+                        severity = *sev;
+                        break;
+                    }
+                }
+            }
+            let eval_keys = |exprs: &[crate::cel::CelExpr]| -> Vec<String> {
+                exprs
+                    .iter()
+                    .map(|e| e.eval(&ctx).map(|v| to_key_string(&v)).unwrap_or_default())
+                    .collect()
+            };
+            let groups = match &rule.threshold {
+                Some((_, g)) if g.is_empty() => vec![String::new()],
+                Some((_, g)) => eval_keys(g),
+                None => Vec::new(),
+            };
+            let dedup = rule.dedup.as_ref().map(|(_, k)| {
+                if k.is_empty() {
+                    String::new()
+                } else {
+                    eval_keys(k).join("|")
+                }
+            });
+            let alert = self.render(rule, event, f, severity, &item, &vars);
+            out.push(Candidate {
+                alert,
+                rule_index: index,
+                time: f.time,
+                groups,
+                dedup,
+            });
+        }
+    }
+
+    fn render(
+        &self,
+        rule: &Rule,
+        event: &Event,
+        f: &Facts,
+        severity: Severity,
+        item: &Value,
+        vars: &[(String, Value)],
+    ) -> trailwatch_alert::Alert {
+        let alias = self.accounts.get(&f.account).cloned();
+        let url = console_url(&f.region, &f.event_id);
+        let mut ctx = json!({
+            "record": f.record,
+            "event": f.envelope,
+            "item": item,
+            "config": to_json(&self.root.get_variable("config").unwrap_or(CelValue::Null)),
+            "principal": f.principal,
+            "account": f.account,
+            "account_alias": alias,
+            "region": f.region,
+            "source_ip": f.source_ip,
+            "user_agent": f.user_agent,
+            "event_time": f.event_time,
+            "event_name": f.event_name,
+            "event_source": f.event_source,
+            "event_id": f.event_id,
+            "console_url": url,
+            "severity": severity.as_str(),
+            "rule": {"id": rule.id, "title": rule.title, "description": rule.description},
+        });
+        if let Some(o) = ctx.as_object_mut() {
+            for (k, v) in vars {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        let early = minijinja::Value::from(minijinja::value::Serde(&ctx));
+        let mut fields = std::collections::BTreeMap::new();
+        for name in &rule.fields {
+            let v = self
+                .templates
+                .render(&format!("{}#field#{name}", rule.id), &early);
+            fields.insert(name.clone(), v);
+        }
+        let resources: Vec<String> = (0..rule.resources)
+            .map(|i| {
+                self.templates
+                    .render(&format!("{}#resource#{i}", rule.id), &early)
+            })
+            .filter(|r| !r.trim().is_empty())
+            .collect();
+        if let Some(o) = ctx.as_object_mut() {
+            o.insert("fields".into(), json!(fields));
+            o.insert("resources".into(), json!(resources));
+        }
+        let late = minijinja::Value::from(minijinja::value::Serde(&ctx));
+        let title = self.templates.render(&format!("{}#title", rule.id), &late);
+        let facts = self.templates.facts(&late);
+        let body = if rule.has_body {
+            let b = self.templates.render(&format!("{}#body", rule.id), &late);
+            format!("{}\n\n{facts}", b.trim_end())
+        } else {
+            facts
+        };
+        let item_opt = (!item.is_null()).then(|| item.clone());
+        let item_text = item_opt.as_ref().map(Value::to_string).unwrap_or_default();
+        let prov = event.provenance();
+        Alert {
+            rule_id: rule.id.clone(),
+            severity,
+            title: title.lines().next().unwrap_or("").trim().to_owned(),
+            body,
+            event_id: f.event_id.clone(),
+            event_time: f.event_time.clone(),
+            event_source: f.event_source.clone(),
+            event_name: f.event_name.clone(),
+            account: f.account.clone(),
+            account_alias: alias,
+            region: f.region.clone(),
+            principal: f.principal.clone(),
+            source_ip: f.source_ip.clone(),
+            user_agent: f.user_agent.clone(),
+            resources,
+            console_url: url,
+            tags: rule.tags.clone(),
+            runbook: rule.runbook.clone(),
+            fields,
+            item: item_opt,
+            dedup_key: format!("{}:{}", rule.id, fnv64(&[&f.event_id, &item_text])),
+            repeats: 0,
+            origin: AlertOrigin {
+                source: prov.origin.to_string(),
+                record_index: prov.record_index,
+                message_id: prov.message_id.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruleset_is_send_and_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<RuleSet>();
+    }
+
+    #[test]
+    fn principals() {
+        let check = |ui: Value, want: &str| {
+            assert_eq!(principal_of(&json!({"userIdentity": ui})).name, want);
+        };
+        check(
+            json!({"type": "Root", "arn": "arn:aws:iam::1:root"}),
+            "root",
+        );
+        check(json!({"type": "IAMUser", "userName": "bob"}), "bob");
+        check(
+            json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/Admin/alice",
+                   "sessionContext": {"sessionIssuer": {"userName": "Admin"}}}),
+            "Admin/alice",
+        );
+        check(
+            json!({"type": "AWSService", "invokedBy": "config.amazonaws.com"}),
+            "config.amazonaws.com",
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Tests for the runner, and for rule errors naming file, line and reason.
+
+use super::*;
+
+const SG_RULE: &str = r#"
+id: sg-open
+title: Security group opened to the world
+severity: high
+severity_if:
+  - when: "perm.fromPort <= 22 && perm.toPort >= 22"
+    severity: critical
+match:
+  source: [aws.ec2]
+  detail:
+    eventName: [AuthorizeSecurityGroupIngress]
+for_each:
+  perm: record.requestParameters.ipPermissions.items
+  range: [perm.ipRanges.items, perm.ipv6Ranges.items]
+let:
+  cidr: "has(range.cidrIp) ? range.cidrIp : range.cidrIpv6"
+where: "cidr == '0.0.0.0/0' || cidr == '::/0'"
+alert:
+  title: "{{ record.requestParameters.groupId }} open to {{ cidr }} on {{ perm.fromPort }}"
+  fields:
+    cidr: "{{ cidr }}"
+tests:
+  - name: two ranges of two permissions
+    event:
+      eventVersion: "1.08"
+      eventTime: "2024-07-31T13:06:24Z"
+      eventSource: ec2.amazonaws.com
+      eventName: AuthorizeSecurityGroupIngress
+      awsRegion: eu-west-1
+      eventID: 11111111-2222-3333-4444-555555555555
+      recipientAccountId: "123456789012"
+      sourceIPAddress: 1.2.3.4
+      userIdentity: {type: IAMUser, userName: bob, arn: "arn:aws:iam::123456789012:user/bob"}
+      requestParameters:
+        groupId: sg-1
+        ipPermissions:
+          items:
+            - ipProtocol: tcp
+              fromPort: 22
+              toPort: 22
+              ipRanges: {items: [{cidrIp: 10.0.0.0/8}, {cidrIp: 0.0.0.0/0}]}
+              ipv6Ranges: {items: [{cidrIpv6: "::/0"}]}
+            - ipProtocol: tcp
+              fromPort: 443
+              toPort: 443
+              ipRanges: {items: [{cidrIp: 0.0.0.0/0}]}
+    expect:
+      alerts:
+        - {severity: critical, fields.cidr: 0.0.0.0/0, title: "sg-1 open to 0.0.0.0/0 on 22", principal.name: bob}
+        - {severity: critical, fields.cidr: "::/0"}
+        - {severity: high, fields.cidr: 0.0.0.0/0, title_contains: "on 443", body_contains: "Console: https://eu-west-1.console.aws.amazon.com/cloudtrailv2/home?region=eu-west-1#/events/11111111-2222-3333-4444-555555555555"}
+  - name: private range only
+    event:
+      eventTime: "2024-07-31T13:06:24Z"
+      eventSource: ec2.amazonaws.com
+      eventName: AuthorizeSecurityGroupIngress
+      awsRegion: eu-west-1
+      recipientAccountId: "123456789012"
+      userIdentity: {type: IAMUser, userName: bob}
+      requestParameters:
+        groupId: sg-1
+        ipPermissions: {items: [{fromPort: 22, toPort: 22, ipRanges: {items: [{cidrIp: 10.0.0.0/8}]}}]}
+    expect: {count: 0}
+"#;
+
+fn src(text: &str) -> Vec<RuleSource> {
+    vec![RuleSource::new("t.yaml", text)]
+}
+
+#[test]
+fn runner_passes_good_rule() {
+    let report = run(&src(SG_RULE), &Config::default());
+    assert_eq!(report.failed, 0, "{report}");
+    assert_eq!(report.passed, 2);
+    assert!(report.to_string().ends_with("2 passed, 0 failed"));
+}
+
+#[test]
+fn runner_reports_failing_case_with_line() {
+    let bad = SG_RULE.replace(
+        "- {severity: high, fields.cidr",
+        "- {severity: low, fields.cidr",
+    );
+    let report = run(&src(&bad), &Config::default());
+    assert_eq!((report.passed, report.failed), (1, 1), "{report}");
+    let f = &report.failures[0];
+    assert_eq!(f.line, 23);
+    assert!(f.reason.contains("severity: expected low, got high"), "{f}");
+    assert!(
+        report
+            .to_string()
+            .starts_with("t.yaml:23: rule sg-open: test \"two ranges of two permissions\"")
+    );
+}
+
+/// Compiles `text` and checks the errors, as "line:col: reason" substrings in order.
+fn check_errors(text: &str, want: &[(usize, &str)]) {
+    let errs = RuleSet::compile(&src(text), &Config::default()).expect_err("expected errors");
+    let got: Vec<(usize, String)> = errs.0.iter().map(|e| (e.pos.line, e.to_string())).collect();
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((line, msg), (wline, wmsg)) in got.iter().zip(want) {
+        assert_eq!(line, wline, "{msg}");
+        assert!(
+            msg.starts_with("t.yaml:") && msg.contains(wmsg),
+            "{msg} should contain {wmsg}"
+        );
+    }
+}
+
+const MINI: &str =
+    "id: r1\ntitle: T\nseverity: low\nmatch: {source: [aws.ec2]}\nalert: {title: x}\n";
+
+#[test]
+fn unknown_field_is_an_error() {
+    check_errors(
+        &format!("{MINI}colour: red\n"),
+        &[(6, "rule r1: unknown field `colour`")],
+    );
+}
+
+#[test]
+fn bad_pattern_is_an_error() {
+    check_errors(
+        "id: r1\ntitle: T\nseverity: low\nmatch: {source: aws.ec2}\nalert: {title: x}\n",
+        &[(4, "rule r1: bad pattern")],
+    );
+}
+
+#[test]
+fn cel_syntax_error_is_an_error() {
+    check_errors(
+        &format!("{MINI}where: \"record.a ==\"\n"),
+        &[(6, "rule r1: CEL syntax error")],
+    );
+    check_errors(
+        &format!("{MINI}where: \"record.a == (1\"\n"),
+        &[(6, "CEL syntax error")],
+    );
+}
+
+#[test]
+fn unknown_template_variable_is_an_error() {
+    check_errors(
+        "id: r1\ntitle: T\nseverity: low\nmatch: {source: [aws.ec2]}\nalert:\n  title: \"{{ recrod.eventName }}\"\n",
+        &[(6, "rule r1: unknown template variable `recrod`")],
+    );
+}
+
+#[test]
+fn window_without_count_is_an_error() {
+    check_errors(
+        &format!("{MINI}threshold:\n  window: 10m\n"),
+        &[(7, "rule r1: threshold has a window but no count")],
+    );
+}
+
+#[test]
+fn every_rule_error_is_reported() {
+    let text = format!(
+        "- {}\n- id: r2\n  title: T\n  severity: urgent\n  match: {{source: [aws.ec2]}}\n  alert: {{title: x}}\n- id: r1\n  title: T\n  severity: low\n  match: {{source: [aws.ec2]}}\n  alert: {{title: x}}\n",
+        MINI.replace('\n', "\n  ").trim_end()
+    );
+    check_errors(
+        &text,
+        &[
+            (8, "rule r2: unknown severity"),
+            (11, "rule r1: duplicate rule id"),
+        ],
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_line() {
+    check_errors("id: r1\ntitle: [unclosed\n", &[(2, "")]);
+}
