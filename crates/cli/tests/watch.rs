@@ -1,0 +1,138 @@
+//! `trailwatch watch`: files arriving in a folder, restarts, duplicates.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+fn stop_logging(event_id: &str, minute: u32) -> String {
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/mallory","accountId":"111122223333","userName":"mallory"}},"eventTime":"2026-02-01T10:{minute:02}:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.9","userAgent":"aws-cli/2.15","requestParameters":{{"name":"main"}},"responseElements":null,"requestID":"r","eventID":"{event_id}","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}}"#
+    )
+}
+
+/// Writes a gzip delivery file atomically (temp name, then rename), as sync tools do.
+fn deliver(dir: &Path, name: &str, records: &[String]) {
+    let folder = dir.join("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/02/01");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes())
+        .unwrap();
+    let tmp = folder.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, enc.finish().unwrap()).unwrap();
+    std::fs::rename(&tmp, folder.join(name)).unwrap();
+}
+
+fn watch_once(dir: &Path, state: &Path) -> common::Run {
+    common::trailwatch(&[
+        "watch",
+        "--once",
+        "--format",
+        "json",
+        "--state",
+        state.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ])
+}
+
+fn alert_event_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn restart_repeats_nothing_and_duplicates_alert_once() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    deliver(logs.path(), "a.json.gz", &[stop_logging("ev-a", 1)]);
+    let first = watch_once(logs.path(), state.path());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(alert_event_ids(&first.stdout), ["ev-a"]);
+
+    // A restart with nothing new prints nothing.
+    let again = watch_once(logs.path(), state.path());
+    assert_eq!(again.stdout, "", "{}", again.stderr);
+
+    // A new file that repeats ev-a (CloudTrail does deliver duplicates) and adds ev-b.
+    deliver(
+        logs.path(),
+        "b.json.gz",
+        &[stop_logging("ev-a", 1), stop_logging("ev-b", 2)],
+    );
+    let third = watch_once(logs.path(), state.path());
+    assert_eq!(alert_event_ids(&third.stdout), ["ev-b"], "{}", third.stderr);
+    assert!(third.stderr.contains("1 duplicate"), "{}", third.stderr);
+}
+
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watcher {
+    fn start(dir: &Path, state: &Path) -> Watcher {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["watch", "--format", "json", "--rescan", "60s", "--state"])
+            .arg(state)
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher { child, lines }
+    }
+
+    fn next_alert(&self, within: Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn new_files_are_picked_up_as_they_arrive() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let watcher = Watcher::start(logs.path(), state.path());
+    // Give the watcher a moment to install its inotify watch, then deliver.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    deliver(logs.path(), "live.json.gz", &[stop_logging("ev-live", 3)]);
+    let line = watcher
+        .next_alert(Duration::from_secs(20))
+        .expect("an alert for the new file (the rescan interval is 60 s, so inotify delivered it)");
+    assert!(line.contains("ev-live"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(watcher);
+
+    // After a kill, a restart does not repeat the file.
+    let watcher = Watcher::start(logs.path(), state.path());
+    assert_eq!(watcher.next_alert(Duration::from_secs(2)), None);
+}
