@@ -135,6 +135,10 @@ pub struct ScanArgs {
     /// Progress bar on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// Print at most this many skip messages per input, then one line saying how many more
+    /// there were (0: print them all). Every skip is counted in the summary either way.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub max_skip_messages: u64,
 }
 
 /// `trailwatch watch`.

@@ -5,6 +5,7 @@
 //! default in event-time order: windows then see events in the order they happened, and the
 //! output is the same on every run.
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,8 @@ pub struct ScanContext<'a> {
     pub limits: &'a Limits,
     /// Send candidates per event instead of per input.
     pub streaming: bool,
+    /// Skip messages printed per input before the rest are only counted (0: no limit).
+    pub max_skip_messages: u64,
 }
 
 /// Decodes and evaluates one input, reporting as it goes.
@@ -174,6 +177,7 @@ pub fn scan_inputs(
         .context("cannot start worker threads")?;
     let mut totals = Summary::default();
     let mut pending: Vec<Candidate> = Vec::new();
+    let mut skips_per_input: HashMap<Arc<str>, u64> = HashMap::new();
     let started = Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         scope.spawn(move || {
@@ -188,7 +192,13 @@ pub fn scan_inputs(
         for report in rx {
             match report {
                 Report::Skipped(skipped) => {
-                    progress.suspend(|| eprintln!("{}", skip_message(&skipped)));
+                    let shown = skips_per_input
+                        .entry(skipped.provenance.origin.clone())
+                        .or_default();
+                    *shown += 1;
+                    if ctx.max_skip_messages == 0 || *shown <= ctx.max_skip_messages {
+                        progress.suspend(|| eprintln!("{}", skip_message(&skipped)));
+                    }
                 }
                 Report::Candidates(found) => {
                     for candidate in found {
@@ -214,6 +224,19 @@ pub fn scan_inputs(
         }
         Ok(())
     })?;
+    if ctx.max_skip_messages > 0 {
+        let mut flooded: Vec<_> = skips_per_input
+            .into_iter()
+            .filter(|(_, n)| *n > ctx.max_skip_messages)
+            .collect();
+        flooded.sort();
+        for (origin, n) in flooded {
+            eprintln!(
+                "trailwatch: {origin}: {} more skip messages not shown (--max-skip-messages 0 shows all)",
+                n - ctx.max_skip_messages
+            );
+        }
+    }
     sort_candidates(&mut pending);
     for candidate in pending {
         for alert in gate.admit(candidate) {
@@ -240,6 +263,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         filter: &filter,
         limits: &limits,
         streaming: args.unordered,
+        max_skip_messages: args.max_skip_messages,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut gate = Gate::new(&ruleset, Box::new(MemoryState::default()), clock);
