@@ -5,11 +5,12 @@
 //! Only the inherently "most values match" operators (anything-but,
 //! numeric, cidr, exists) are scanned, and they are output-sensitive.
 
-use crate::cidr::{self, IpRange};
+use crate::cidr::IpRange;
+use crate::eval::{self, Val};
 use crate::fold::fold;
 use crate::hash::FxMap;
-use crate::number::{self, NumKey};
-use crate::pattern::{AnythingBut, Cond, Range};
+use crate::number::NumKey;
+use crate::pattern::Cond;
 use crate::wildcard::Wildcard;
 
 /// A condition slot: branch id and field slot within the branch.
@@ -97,15 +98,6 @@ impl<T: PartialEq> Affix<T> {
     }
 }
 
-/// Conditions checked one by one.
-#[derive(Debug, Clone)]
-enum Scan {
-    AnythingBut(AnythingBut),
-    Numeric(Range),
-    Cidr(IpRange),
-    Ip(IpRange),
-}
-
 /// Everything indexed for one field.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct FieldIndex {
@@ -124,10 +116,9 @@ pub(crate) struct FieldIndex {
     wild_head: Affix<(Wildcard, Ref)>,
     wild_tail: Affix<(Wildcard, Ref)>,
     wild_rest: Vec<(Wildcard, Ref)>,
-    scan: Vec<(Scan, Ref)>,
-    /// Has any string-scanning condition (anything-but, cidr, ip).
-    scan_str: bool,
-    scan_num: bool,
+    /// Conditions checked one by one (anything-but, numeric, cidr, and
+    /// IP spellings of exact strings).
+    scan: Vec<(Cond, Ref)>,
     exists: Vec<Ref>,
 }
 
@@ -146,7 +137,7 @@ impl FieldIndex {
             Cond::Str(s, ip) => {
                 self.exact.entry(s.as_bytes().into()).or_default().push(r);
                 if let Some(ip) = ip {
-                    self.scan.push((Scan::Ip(IpRange::single(*ip)), r));
+                    self.scan.push((Cond::Cidr(IpRange::single(*ip)), r));
                 }
             }
             Cond::Num(k) => self.nums.entry(k.clone()).or_default().push(r),
@@ -172,14 +163,13 @@ impl FieldIndex {
                     self.wild_rest.push((w.clone(), r));
                 }
             }
-            Cond::AnythingBut(ab) => self.scan.push((Scan::AnythingBut(ab.clone()), r)),
-            Cond::Numeric(range) => self.scan.push((Scan::Numeric(*range), r)),
-            Cond::Cidr(range) => self.scan.push((Scan::Cidr(*range), r)),
+            Cond::AnythingBut(_) | Cond::Numeric(_) | Cond::Cidr(_) => {
+                self.scan.push((cond.clone(), r))
+            }
             Cond::Exists(true) => self.exists.push(r),
             // Absence is decided by the matcher, not by values.
             Cond::Exists(false) => {}
         }
-        self.refresh_flags();
     }
 
     /// Removes every entry of `r` that `cond` created.
@@ -223,45 +213,34 @@ impl FieldIndex {
             Cond::Exists(true) => self.exists.retain(|x| *x != r),
             Cond::Exists(false) => {}
         }
-        self.refresh_flags();
-    }
-
-    fn refresh_flags(&mut self) {
-        self.scan_str = self
-            .scan
-            .iter()
-            .any(|(s, _)| matches!(s, Scan::AnythingBut(_) | Scan::Cidr(_) | Scan::Ip(_)));
-        self.scan_num = self
-            .scan
-            .iter()
-            .any(|(s, _)| matches!(s, Scan::AnythingBut(_) | Scan::Numeric(_)));
     }
 
     /// Calls `emit` for every condition the value satisfies (possibly more
     /// than once for the same ref).
     #[inline]
-    pub(crate) fn lookup(&self, v: Value<'_>, emit: &mut impl FnMut(Ref)) {
+    pub(crate) fn lookup(&self, val: &Val<'_>, emit: &mut impl FnMut(Ref)) {
         for &r in &self.exists {
             emit(r);
         }
-        match v {
+        match val.v {
             Value::Str(s) => self.lookup_str(s, emit),
-            Value::Num(n) => self.lookup_num(n, emit),
-            Value::Bool(b) => {
-                let list = if b { &self.trues } else { &self.falses };
-                list.iter().for_each(|&r| emit(r));
-                self.anything_but_other(emit);
+            Value::Num(n) => {
+                if !self.nums.is_empty() {
+                    let key = match val.exact {
+                        Some(f) => NumKey::Exact(f.to_bits()),
+                        None => NumKey::Literal(n.into()),
+                    };
+                    if let Some(list) = self.nums.get(&key) {
+                        list.iter().for_each(|&r| emit(r));
+                    }
+                }
             }
-            Value::Null => {
-                self.nulls.iter().for_each(|&r| emit(r));
-                self.anything_but_other(emit);
-            }
+            Value::Bool(true) => self.trues.iter().for_each(|&r| emit(r)),
+            Value::Bool(false) => self.falses.iter().for_each(|&r| emit(r)),
+            Value::Null => self.nulls.iter().for_each(|&r| emit(r)),
         }
-    }
-
-    fn anything_but_other(&self, emit: &mut impl FnMut(Ref)) {
-        for (s, r) in &self.scan {
-            if matches!(s, Scan::AnythingBut(_)) {
+        for (cond, r) in &self.scan {
+            if eval::cond_matches(cond, val) {
                 emit(*r);
             }
         }
@@ -294,12 +273,7 @@ impl FieldIndex {
         }
         let needs_fold =
             !self.eq_ic.is_empty() || !self.prefix_ic.is_empty() || !self.suffix_ic.is_empty();
-        let text = if needs_fold || self.scan_str {
-            std::str::from_utf8(s).ok()
-        } else {
-            None
-        };
-        if let (true, Some(text)) = (needs_fold, text) {
+        if let (true, Ok(text)) = (needs_fold, std::str::from_utf8(s)) {
             let folded = fold(text);
             let f = folded.as_bytes();
             if let Some(list) = self.eq_ic.get(f) {
@@ -308,66 +282,68 @@ impl FieldIndex {
             self.prefix_ic.probe(f, false, |&r| emit(r));
             self.suffix_ic.probe(f, true, |&r| emit(r));
         }
-        if self.scan_str {
-            let ip = text.and_then(cidr::parse_ip);
-            for (cond, r) in &self.scan {
-                let hit = match cond {
-                    Scan::AnythingBut(ab) => !excludes_str(ab, s, text),
-                    Scan::Cidr(range) | Scan::Ip(range) => ip.is_some_and(|ip| range.contains(ip)),
-                    Scan::Numeric(_) => false,
-                };
-                if hit {
-                    emit(*r);
-                }
-            }
-        }
     }
 
-    fn lookup_num(&self, n: &str, emit: &mut impl FnMut(Ref)) {
-        if self.nums.is_empty() && !self.scan_num {
-            return;
-        }
-        let exact = number::exact_f64(n);
-        if !self.nums.is_empty() {
-            let key = match exact {
-                Some(f) => NumKey::Exact(f.to_bits()),
-                None => NumKey::Literal(n.into()),
-            };
-            if let Some(list) = self.nums.get(&key) {
-                list.iter().for_each(|&r| emit(r));
-            }
-        }
-        for (cond, r) in &self.scan {
-            let hit = match cond {
-                Scan::AnythingBut(AnythingBut::Nums(list)) => {
-                    !list.iter().any(|k| match (k, exact) {
-                        (NumKey::Exact(bits), Some(f)) => *bits == f.to_bits(),
-                        (NumKey::Literal(l), None) => **l == *n,
-                        _ => false,
-                    })
-                }
-                Scan::AnythingBut(_) => true,
-                Scan::Numeric(range) => exact.is_some_and(|x| range.contains(x)),
-                Scan::Cidr(_) | Scan::Ip(_) => false,
-            };
-            if hit {
-                emit(*r);
-            }
-        }
+    /// Is nothing indexed here?
+    pub(crate) fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.nums.is_empty()
+            && self.trues.is_empty()
+            && self.falses.is_empty()
+            && self.nulls.is_empty()
+            && self.prefix.is_empty()
+            && self.suffix.is_empty()
+            && self.prefix_ic.is_empty()
+            && self.suffix_ic.is_empty()
+            && self.eq_ic.is_empty()
+            && self.wild_head.is_empty()
+            && self.wild_tail.is_empty()
+            && self.wild_rest.is_empty()
+            && self.scan.is_empty()
+            && self.exists.is_empty()
     }
-}
 
-/// Does the anything-but exclude this string value?
-fn excludes_str(ab: &AnythingBut, s: &[u8], text: Option<&str>) -> bool {
-    match ab {
-        AnythingBut::Strs(list) => list.iter().any(|x| x.as_bytes() == s),
-        AnythingBut::Nums(_) => false,
-        AnythingBut::Prefixes(list) => list.iter().any(|x| s.starts_with(x.as_bytes())),
-        AnythingBut::Suffixes(list) => list.iter().any(|x| s.ends_with(x.as_bytes())),
-        AnythingBut::Ic(list) => text.is_some_and(|t| {
-            let f = fold(t);
-            list.iter().any(|x| **x == *f)
-        }),
-        AnythingBut::Wildcards(list) => list.iter().any(|w: &Wildcard| w.matches(s)),
+    /// A rough cost of nominating through `cond`: how many refs share its
+    /// bucket, with scanned conditions counted as very costly. Used to pick
+    /// each branch's most selective slot.
+    pub(crate) fn cost(&self, cond: &Cond) -> usize {
+        const SCANNED: usize = 1 << 20;
+        let bucket = |map: &FxMap<Box<[u8]>, Vec<Ref>>, k: &[u8]| map.get(k).map_or(0, Vec::len);
+        let affix =
+            |a: &Affix<Ref>, k: &[u8]| a.map.get(k).map_or(0, Vec::len) + 64 / (k.len() + 1);
+        match cond {
+            Cond::Str(s, _) => bucket(&self.exact, s.as_bytes()),
+            Cond::Num(k) => self.nums.get(k).map_or(0, Vec::len),
+            Cond::Bool(true) => self.trues.len(),
+            Cond::Bool(false) => self.falses.len(),
+            Cond::Null => self.nulls.len(),
+            Cond::Prefix(p) => affix(&self.prefix, p.as_bytes()),
+            Cond::Suffix(p) => affix(&self.suffix, p.as_bytes()),
+            Cond::PrefixIc(p) => affix(&self.prefix_ic, p.as_bytes()),
+            Cond::SuffixIc(p) => affix(&self.suffix_ic, p.as_bytes()),
+            Cond::EqIc(p) => bucket(&self.eq_ic, p.as_bytes()),
+            Cond::Wildcard(w) => {
+                if !w.has_star() {
+                    bucket(&self.exact, w.literal_prefix())
+                } else if !w.literal_prefix().is_empty() {
+                    self.wild_head
+                        .map
+                        .get(w.literal_prefix())
+                        .map_or(0, Vec::len)
+                        + 256 / (w.literal_prefix().len() + 1)
+                } else if !w.literal_suffix().is_empty() {
+                    self.wild_tail
+                        .map
+                        .get(w.literal_suffix())
+                        .map_or(0, Vec::len)
+                        + 256 / (w.literal_suffix().len() + 1)
+                } else {
+                    SCANNED / 2 + self.wild_rest.len()
+                }
+            }
+            Cond::AnythingBut(_) | Cond::Numeric(_) | Cond::Cidr(_) => SCANNED + self.scan.len(),
+            Cond::Exists(true) => SCANNED * 2 + self.exists.len(),
+            Cond::Exists(false) => SCANNED * 4,
+        }
     }
 }

@@ -17,6 +17,7 @@
 pub mod cases;
 mod cidr;
 mod error;
+mod eval;
 mod fold;
 mod hash;
 mod index;

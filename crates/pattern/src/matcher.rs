@@ -1,22 +1,27 @@
 //! The compiled matcher: many patterns, one pass per event.
 //!
-//! Each pattern branch (one `$or` alternative) is a set of field slots. The
-//! scanner hands every value at a referenced field to that field's
-//! [`FieldIndex`], which names the (branch, slot) pairs it satisfies. A
-//! per-branch bit mask counts satisfied slots (counting-style AND), so the
-//! work per event follows the values and hits, not the number of patterns.
-//! Only branches whose required slots are all hit are checked further: for
-//! array consistency and `exists: false`, by a small search over hits.
+//! Each pattern branch (one `$or` alternative) is a set of field slots. One
+//! required slot per branch, the most selective at insertion time (its
+//! "anchor"), is entered in that field's [`FieldIndex`]. The scanner hands
+//! every value at a referenced field to the index, which nominates the
+//! branches whose anchor the value satisfies; only those branches (plus the
+//! rare ones with no required slot) are confirmed, slot by slot, against
+//! the event's values. The work per event therefore follows the values and
+//! the nominated branches, not the number of patterns. Array consistency
+//! and `exists: false` are settled by a small search over matching values.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::error::EventError;
+use crate::error::{EventError, EventErrorKind};
+use crate::eval::{self, Val};
 use crate::index::{FieldIndex, Ref, Value};
+use crate::json;
+use crate::number;
 use crate::paths::Paths;
 use crate::pattern::{Cond, Pattern};
 use crate::reference::DEFAULT_MAX_DEPTH;
-use crate::scan::{self, Bufs, Sink};
+use crate::scan::{self, Bufs, Raw, Sink};
 
 /// The deepest nesting [`Matcher::set_max_depth`] accepts; the scanner
 /// recurses along referenced paths, so this bounds its stack use.
@@ -36,12 +41,10 @@ struct Slot {
 struct BranchInfo {
     pattern: u32,
     slots: Vec<Slot>,
-    /// Slots that must be hit (no `exists: false` alternative).
-    required: u64,
-    /// Needs the search even when every required slot is hit.
-    needs_search: bool,
-    /// Listed in `Matcher::always`.
-    always: bool,
+    /// The slot entered in the index; `None` for branches checked on every
+    /// event (all slots accept absence).
+    anchor: Option<u32>,
+    any_absent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +53,7 @@ struct Entry<Id> {
     branches: Vec<u32>,
 }
 
-/// Many patterns compiled into one matcher. Cheap to share across threads:
+/// Many patterns compiled into one matcher. Share it across threads:
 /// matching takes `&self`.
 #[derive(Debug, Clone)]
 pub struct Matcher<Id> {
@@ -58,13 +61,37 @@ pub struct Matcher<Id> {
     fields: Vec<FieldIndex>,
     branches: Vec<Option<BranchInfo>>,
     free_branches: Vec<u32>,
-    /// Branches that can match with no hits at all (only `exists: false`
-    /// slots) or that have too many slots for the mask; checked every event.
+    /// Branches without an anchor, checked on every event.
     always: Vec<u32>,
     entries: Vec<Option<Entry<Id>>>,
     free_entries: Vec<u32>,
     ids: HashMap<Id, u32>,
     max_depth: usize,
+}
+
+/// One value found in the event.
+#[derive(Debug, Clone, Copy)]
+struct ValRec {
+    kind: Kind,
+    /// Byte range in the event, or in `Scratch::strbuf` when `unescaped`.
+    start: u32,
+    end: u32,
+    unescaped: bool,
+    /// For numbers exactly representable as doubles: the value.
+    exact: Option<f64>,
+    trail_start: u32,
+    trail_len: u32,
+    /// The next value of the same field.
+    next: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Num,
+    True,
+    False,
+    Null,
 }
 
 /// Caller-owned scratch space for [`Matcher::matches_with`]; reuse it across
@@ -75,21 +102,48 @@ pub struct Scratch {
     epoch: u32,
     /// Trail arena: values point at ranges of it.
     trails: Vec<(u32, u32)>,
-    /// Per value: (trail start, trail len, next value of the same field).
-    vals: Vec<(u32, u32, u32)>,
+    vals: Vec<ValRec>,
+    /// Unescaped strings.
+    strbuf: Vec<u8>,
     field_stamp: Vec<u32>,
     field_head: Vec<u32>,
-    /// Per hit: (slot, value, next hit of the same branch).
-    hits: Vec<(u32, u32, u32)>,
     branch_stamp: Vec<u32>,
-    branch_mask: Vec<u64>,
-    branch_head: Vec<u32>,
-    branch_arrays: Vec<bool>,
     touched: Vec<u32>,
     entry_stamp: Vec<u32>,
-    /// Search workspace: candidate (slot, value) pairs and the choice stack.
+    /// Confirmation workspace: matching (slot, value) pairs, the choice
+    /// stack of the search.
     cands: Vec<(u32, u32)>,
     chosen: Vec<u32>,
+}
+
+impl Scratch {
+    fn val<'a>(&'a self, event: &'a [u8], v: u32) -> Val<'a> {
+        val_of(&self.vals[v as usize], &self.strbuf, event)
+    }
+
+    fn trail(&self, v: u32) -> &[(u32, u32)] {
+        let r = &self.vals[v as usize];
+        &self.trails[r.trail_start as usize..(r.trail_start + r.trail_len) as usize]
+    }
+}
+
+/// The value a record stands for.
+fn val_of<'a>(r: &ValRec, strbuf: &'a [u8], event: &'a [u8]) -> Val<'a> {
+    {
+        let src = if r.unescaped { strbuf } else { event };
+        let bytes = src
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or_default();
+        let v = match r.kind {
+            Kind::Str => Value::Str(bytes),
+            // Number literals are ASCII by construction.
+            Kind::Num => Value::Num(std::str::from_utf8(bytes).unwrap_or("0")),
+            Kind::True => Value::Bool(true),
+            Kind::False => Value::Bool(false),
+            Kind::Null => Value::Null,
+        };
+        Val { v, exact: r.exact }
+    }
 }
 
 impl<Id: Clone + Eq + Hash> Default for Matcher<Id> {
@@ -138,61 +192,51 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
     /// Adds a pattern under `id`; re-adding an id replaces its pattern.
     pub fn add(&mut self, id: Id, pattern: &Pattern) {
         self.remove(&id);
-        let entry = match self.free_entries.pop() {
-            Some(e) => e,
-            None => {
-                self.entries.push(None);
-                to_u32(self.entries.len() - 1)
-            }
-        };
+        let entry = alloc(&mut self.entries, &mut self.free_entries);
         let mut branch_ids = Vec::with_capacity(pattern.branches.len());
         for branch in &pattern.branches {
-            let b = match self.free_branches.pop() {
-                Some(b) => b,
-                None => {
-                    self.branches.push(None);
-                    to_u32(self.branches.len() - 1)
-                }
-            };
-            let mut slots = Vec::with_capacity(branch.fields.len());
-            let mut required = 0u64;
-            let mut any_absent = false;
-            for (s, f) in branch.fields.iter().enumerate() {
-                let field = self.paths.add(&f.path);
-                if self.fields.len() < self.paths.len() {
-                    self.fields
-                        .resize_with(self.paths.len(), FieldIndex::default);
-                }
-                let r = Ref {
-                    branch: b,
-                    slot: to_u32(s),
-                };
-                for c in &f.conds {
-                    self.fields[field as usize].insert(c, r);
-                }
-                let absent_ok = f.conds.contains(&Cond::Exists(false));
-                any_absent |= absent_ok;
-                if !absent_ok && s < 64 {
-                    required |= 1 << s;
-                }
-                slots.push(Slot {
-                    field,
-                    absent_ok,
+            let b = alloc(&mut self.branches, &mut self.free_branches);
+            let slots: Vec<Slot> = branch
+                .fields
+                .iter()
+                .map(|f| Slot {
+                    field: self.paths.add(&f.path),
+                    absent_ok: f.conds.contains(&Cond::Exists(false)),
                     path: f.path.clone(),
                     conds: f.conds.clone(),
-                });
+                })
+                .collect();
+            if self.fields.len() < self.paths.len() {
+                self.fields
+                    .resize_with(self.paths.len(), FieldIndex::default);
             }
-            let wide = slots.len() > 64;
-            let always = required == 0 || wide;
-            if always {
-                self.always.push(b);
+            // The anchor: the required slot whose conditions share their
+            // index buckets with the fewest others.
+            let anchor = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, sl)| !sl.absent_ok)
+                .min_by_key(|(_, sl)| {
+                    let index = &self.fields[sl.field as usize];
+                    sl.conds.iter().map(|c| index.cost(c)).sum::<usize>()
+                })
+                .map(|(i, _)| to_u32(i));
+            match anchor {
+                Some(a) => {
+                    let sl = &slots[a as usize];
+                    let r = Ref { branch: b, slot: a };
+                    for c in &sl.conds {
+                        self.fields[sl.field as usize].insert(c, r);
+                    }
+                }
+                None => self.always.push(b),
             }
+            let any_absent = slots.iter().any(|sl| sl.absent_ok);
             self.branches[b as usize] = Some(BranchInfo {
                 pattern: entry,
                 slots,
-                required,
-                needs_search: any_absent || wide,
-                always,
+                anchor,
+                any_absent,
             });
             branch_ids.push(b);
         }
@@ -215,17 +259,19 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
             let Some(info) = self.branches[b as usize].take() else {
                 continue;
             };
-            for (s, slot) in info.slots.iter().enumerate() {
-                let r = Ref {
-                    branch: b,
-                    slot: to_u32(s),
-                };
-                for c in &slot.conds {
-                    self.fields[slot.field as usize].remove(c, r);
+            match info.anchor {
+                Some(a) => {
+                    let sl = &info.slots[a as usize];
+                    let r = Ref { branch: b, slot: a };
+                    for c in &sl.conds {
+                        self.fields[sl.field as usize].remove(c, r);
+                    }
                 }
-                self.paths.remove(&slot.path);
+                None => self.always.retain(|&x| x != b),
             }
-            self.always.retain(|&x| x != b);
+            for sl in &info.slots {
+                self.paths.remove(&sl.path);
+            }
             self.free_branches.push(b);
         }
         self.free_entries.push(entry);
@@ -251,11 +297,18 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
         out: &mut Vec<Id>,
     ) -> Result<(), EventError> {
         out.clear();
+        if u32::try_from(event_json.len()).is_err() {
+            return Err(EventError::new(
+                EventErrorKind::Syntax("event larger than 4 GiB"),
+                0,
+            ));
+        }
         self.prepare(scratch);
         let mut bufs = std::mem::take(&mut scratch.bufs);
         let mut sink = Collect {
             m: self,
             s: &mut *scratch,
+            event: event_json,
         };
         let r = scan::scan(
             event_json,
@@ -269,44 +322,12 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
         let s = scratch;
         for k in 0..s.touched.len() {
             let b = s.touched[k];
-            let Some(info) = &self.branches[b as usize] else {
-                continue;
-            };
-            let mask = s.branch_mask[b as usize];
-            if info.always || mask & info.required != info.required {
-                continue; // handled below, or a required slot has no hit
-            }
-            if (info.needs_search || s.branch_arrays[b as usize]) && !self.search(b, info, s) {
-                continue;
-            }
-            self.emit(info.pattern, s, out);
+            self.confirm(b, event_json, s, out);
         }
         for &b in &self.always {
-            let Some(info) = &self.branches[b as usize] else {
-                continue;
-            };
-            if s.branch_stamp[b as usize] != s.epoch {
-                s.branch_stamp[b as usize] = s.epoch;
-                s.branch_mask[b as usize] = 0;
-                s.branch_head[b as usize] = NONE;
-                s.branch_arrays[b as usize] = false;
-            }
-            if self.search(b, info, s) {
-                self.emit(info.pattern, s, out);
-            }
+            self.confirm(b, event_json, s, out);
         }
         Ok(())
-    }
-
-    fn emit(&self, entry: u32, s: &mut Scratch, out: &mut Vec<Id>) {
-        let e = entry as usize;
-        if s.entry_stamp[e] == s.epoch {
-            return;
-        }
-        s.entry_stamp[e] = s.epoch;
-        if let Some(en) = &self.entries[e] {
-            out.push(en.id.clone());
-        }
     }
 
     /// Sizes the scratch for this matcher and starts a new epoch.
@@ -323,103 +344,145 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
             s.field_stamp.resize(self.fields.len(), 0);
             s.field_head.resize(self.fields.len(), NONE);
         }
-        let nb = self.branches.len();
-        if s.branch_stamp.len() < nb {
-            s.branch_stamp.resize(nb, 0);
-            s.branch_mask.resize(nb, 0);
-            s.branch_head.resize(nb, NONE);
-            s.branch_arrays.resize(nb, false);
+        if s.branch_stamp.len() < self.branches.len() {
+            s.branch_stamp.resize(self.branches.len(), 0);
         }
         if s.entry_stamp.len() < self.entries.len() {
             s.entry_stamp.resize(self.entries.len(), 0);
         }
         s.trails.clear();
         s.vals.clear();
-        s.hits.clear();
+        s.strbuf.clear();
         s.touched.clear();
     }
 
-    /// Is there an array-consistent choice of one hit value per slot (or
-    /// absence, where allowed) such that no absent slot has a value that is
-    /// consistent with the choice?
-    fn search(&self, b: u32, info: &BranchInfo, s: &mut Scratch) -> bool {
+    /// Checks a nominated branch against the event and records its pattern
+    /// on success.
+    fn confirm(&self, b: u32, event: &[u8], s: &mut Scratch, out: &mut Vec<Id>) {
+        let Some(info) = &self.branches[b as usize] else {
+            return;
+        };
+        let e = info.pattern as usize;
+        if s.entry_stamp[e] == s.epoch {
+            return; // another branch of the pattern already matched
+        }
         let mut cands = std::mem::take(&mut s.cands);
         cands.clear();
-        let mut h = s.branch_head[b as usize];
-        while h != NONE {
-            let (slot, val, next) = s.hits[h as usize];
-            cands.push((slot, val));
-            h = next;
-        }
-        cands.sort_unstable();
-        cands.dedup();
-        let mut chosen = std::mem::take(&mut s.chosen);
-        chosen.clear();
-        let found = self.dfs(info, 0, &cands, &mut chosen, s);
-        s.cands = cands;
-        s.chosen = chosen;
-        found
-    }
-
-    fn dfs(
-        &self,
-        info: &BranchInfo,
-        slot: usize,
-        cands: &[(u32, u32)],
-        chosen: &mut Vec<u32>,
-        s: &Scratch,
-    ) -> bool {
-        let Some(sl) = info.slots.get(slot) else {
-            return self.absences_hold(info, chosen, s);
-        };
-        let slot32 = to_u32(slot);
-        let start = cands.partition_point(|&(x, _)| x < slot32);
-        for &(x, val) in &cands[start..] {
-            if x != slot32 {
+        let mut in_arrays = false;
+        let mut ok = true;
+        for (k, sl) in info.slots.iter().enumerate() {
+            let f = sl.field as usize;
+            let mut v = if s.field_stamp[f] == s.epoch {
+                s.field_head[f]
+            } else {
+                NONE
+            };
+            let before = cands.len();
+            while v != NONE {
+                let val = s.val(event, v);
+                if sl.conds.iter().any(|c| eval::cond_matches(c, &val)) {
+                    cands.push((to_u32(k), v));
+                    in_arrays |= s.vals[v as usize].trail_len > 0;
+                }
+                v = s.vals[v as usize].next;
+            }
+            if cands.len() == before && !sl.absent_ok {
+                ok = false;
                 break;
             }
-            if chosen.iter().all(|&c| consistent(s, c, val)) {
-                chosen.push(val);
-                let ok = self.dfs(info, slot + 1, cands, chosen, s);
-                chosen.pop();
-                if ok {
-                    return true;
-                }
+        }
+        if ok && (info.any_absent || in_arrays) {
+            let mut chosen = std::mem::take(&mut s.chosen);
+            chosen.clear();
+            ok = dfs(info, 0, &cands, &mut chosen, s);
+            s.chosen = chosen;
+        }
+        s.cands = cands;
+        if ok {
+            s.entry_stamp[e] = s.epoch;
+            if let Some(en) = &self.entries[e] {
+                out.push(en.id.clone());
             }
         }
-        if sl.absent_ok {
-            chosen.push(NONE);
-            let ok = self.dfs(info, slot + 1, cands, chosen, s);
-            chosen.pop();
-            return ok;
-        }
-        false
     }
+}
 
-    /// For each slot chosen absent: no value of its field fits the choice.
-    fn absences_hold(&self, info: &BranchInfo, chosen: &[u32], s: &Scratch) -> bool {
-        info.slots.iter().zip(chosen).all(|(sl, &c)| {
-            if c != NONE {
-                return true;
-            }
-            let f = sl.field as usize;
-            if s.field_stamp.get(f) != Some(&s.epoch) {
-                return true; // the field has no values at all
-            }
-            let mut v = s.field_head[f];
-            while v != NONE {
-                if chosen.iter().all(|&c| c == NONE || consistent(s, c, v)) {
-                    return false;
-                }
-                v = s.vals[v as usize].2;
-            }
-            true
-        })
-    }
+/// Takes a free slot of a slab, or grows it.
+fn alloc<T>(slab: &mut Vec<Option<T>>, free: &mut Vec<u32>) -> u32 {
+    free.pop().unwrap_or_else(|| {
+        slab.push(None);
+        to_u32(slab.len() - 1)
+    })
 }
 
 fn to_u32(x: usize) -> u32 {
     u32::try_from(x).unwrap_or(u32::MAX)
+}
+
+/// Is there an array-consistent choice of one matching value per slot (or
+/// absence, where allowed) such that no absent slot has a value that is
+/// consistent with the choice? `cands` is ordered by slot.
+fn dfs(
+    info: &BranchInfo,
+    slot: usize,
+    cands: &[(u32, u32)],
+    chosen: &mut Vec<u32>,
+    s: &Scratch,
+) -> bool {
+    let Some(sl) = info.slots.get(slot) else {
+        return absences_hold(info, chosen, s);
+    };
+    let slot32 = to_u32(slot);
+    let start = cands.partition_point(|&(x, _)| x < slot32);
+    let mut tried: Option<(u32, u32)> = None;
+    for &(x, val) in &cands[start..] {
+        if x != slot32 {
+            break;
+        }
+        // Values with the same trail are interchangeable here.
+        let r = &s.vals[val as usize];
+        let key = (r.trail_start, r.trail_len);
+        if tried == Some(key) {
+            continue;
+        }
+        tried = Some(key);
+        if chosen.iter().all(|&c| consistent(s, c, val)) {
+            chosen.push(val);
+            let ok = dfs(info, slot + 1, cands, chosen, s);
+            chosen.pop();
+            if ok {
+                return true;
+            }
+        }
+    }
+    if sl.absent_ok {
+        chosen.push(NONE);
+        let ok = dfs(info, slot + 1, cands, chosen, s);
+        chosen.pop();
+        return ok;
+    }
+    false
+}
+
+/// For each slot chosen absent: no value of its field fits the choice.
+fn absences_hold(info: &BranchInfo, chosen: &[u32], s: &Scratch) -> bool {
+    info.slots.iter().zip(chosen).all(|(sl, &c)| {
+        if c != NONE {
+            return true;
+        }
+        let f = sl.field as usize;
+        if s.field_stamp[f] != s.epoch {
+            return true; // the field has no values at all
+        }
+        let mut v = s.field_head[f];
+        while v != NONE {
+            if chosen.iter().all(|&c| consistent(s, c, v)) {
+                return false;
+            }
+            v = s.vals[v as usize].next;
+        }
+        true
+    })
 }
 
 /// Values may be combined unless they sit in different elements of the same
@@ -428,11 +491,7 @@ fn consistent(s: &Scratch, a: u32, b: u32) -> bool {
     if a == NONE || b == NONE {
         return true;
     }
-    let (sa, la, _) = s.vals[a as usize];
-    let (sb, lb, _) = s.vals[b as usize];
-    let ta = &s.trails[sa as usize..(sa + la) as usize];
-    let tb = &s.trails[sb as usize..(sb + lb) as usize];
-    for (x, y) in ta.iter().zip(tb) {
+    for (x, y) in s.trail(a).iter().zip(s.trail(b)) {
         if x.0 != y.0 {
             return true;
         }
@@ -443,36 +502,57 @@ fn consistent(s: &Scratch, a: u32, b: u32) -> bool {
     true
 }
 
-/// The scanner's sink: records the value's trail and collects its hits.
-struct Collect<'m, 's, Id> {
+/// The scanner's sink: records each value and asks the field's index which
+/// branches it nominates.
+struct Collect<'m, 's, 'e, Id> {
     m: &'m Matcher<Id>,
     s: &'s mut Scratch,
+    event: &'e [u8],
 }
 
-impl<Id> Sink for Collect<'_, '_, Id> {
+impl<Id> Sink for Collect<'_, '_, '_, Id> {
     #[inline]
-    fn value(&mut self, field: u32, v: Value<'_>, trail: &[(u32, u32)]) {
+    fn value(&mut self, field: u32, raw: Raw, trail: &[(u32, u32)]) -> Result<(), EventError> {
         let s = &mut *self.s;
         let f = field as usize;
-        let Some(index) = self.m.fields.get(f) else {
-            return;
+        let (kind, start, end, unescaped, exact) = match raw {
+            Raw::Str {
+                start,
+                end,
+                escaped: false,
+            } => (Kind::Str, start, end, false, None),
+            Raw::Str {
+                start,
+                end,
+                escaped: true,
+            } => {
+                let from = s.strbuf.len();
+                json::unescape_into(&self.event[start..end], start, &mut s.strbuf)
+                    .map_err(|e| EventError::new(EventErrorKind::Syntax(e.reason), e.offset))?;
+                (Kind::Str, from, s.strbuf.len(), true, None)
+            }
+            Raw::Num { start, end } => {
+                let lit = std::str::from_utf8(&self.event[start..end]).unwrap_or("0");
+                (Kind::Num, start, end, false, number::exact_f64(lit))
+            }
+            Raw::Bool(true) => (Kind::True, 0, 0, false, None),
+            Raw::Bool(false) => (Kind::False, 0, 0, false, None),
+            Raw::Null => (Kind::Null, 0, 0, false, None),
         };
-        // Store the trail, sharing the previous one when equal.
-        let (ts, tl) = if trail.is_empty() {
-            (0, 0)
-        } else {
-            match s.vals.last() {
-                Some(&(ps, pl, _))
-                    if pl as usize == trail.len()
-                        && s.trails[ps as usize..(ps + pl) as usize] == *trail =>
-                {
-                    (ps, pl)
-                }
-                _ => {
-                    let ps = to_u32(s.trails.len());
-                    s.trails.extend_from_slice(trail);
-                    (ps, to_u32(trail.len()))
-                }
+        // Store the trail, sharing the previous value's when equal.
+        let (trail_start, trail_len) = match s.vals.last() {
+            _ if trail.is_empty() => (0, 0),
+            Some(p)
+                if p.trail_len as usize == trail.len()
+                    && s.trails[p.trail_start as usize..(p.trail_start + p.trail_len) as usize]
+                        == *trail =>
+            {
+                (p.trail_start, p.trail_len)
+            }
+            _ => {
+                let ts = to_u32(s.trails.len());
+                s.trails.extend_from_slice(trail);
+                (ts, to_u32(trail.len()))
             }
         };
         let vi = to_u32(s.vals.len());
@@ -483,25 +563,30 @@ impl<Id> Sink for Collect<'_, '_, Id> {
             NONE
         };
         s.field_head[f] = vi;
-        s.vals.push((ts, tl, next));
-        let in_array = tl > 0;
-        index.lookup(v, &mut |r: Ref| {
-            let b = r.branch as usize;
-            if s.branch_stamp[b] != s.epoch {
-                s.branch_stamp[b] = s.epoch;
-                s.branch_mask[b] = 0;
-                s.branch_head[b] = NONE;
-                s.branch_arrays[b] = false;
-                s.touched.push(r.branch);
-            }
-            if r.slot < 64 {
-                s.branch_mask[b] |= 1 << r.slot;
-            }
-            s.branch_arrays[b] |= in_array;
-            let h = to_u32(s.hits.len());
-            s.hits.push((r.slot, vi, s.branch_head[b]));
-            s.branch_head[b] = h;
+        s.vals.push(ValRec {
+            kind,
+            start: to_u32(start),
+            end: to_u32(end),
+            unescaped,
+            exact,
+            trail_start,
+            trail_len,
+            next,
         });
+        let index = &self.m.fields[f];
+        if index.is_empty() {
+            return Ok(());
+        }
+        let val = val_of(&s.vals[vi as usize], &s.strbuf, self.event);
+        let (stamps, touched, epoch) = (&mut s.branch_stamp, &mut s.touched, s.epoch);
+        index.lookup(&val, &mut |r: Ref| {
+            let b = r.branch as usize;
+            if stamps[b] != epoch {
+                stamps[b] = epoch;
+                touched.push(r.branch);
+            }
+        });
+        Ok(())
     }
 }
 

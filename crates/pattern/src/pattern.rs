@@ -297,10 +297,10 @@ fn ignore_case_operand(v: &Json, what: &str) -> Result<Option<Box<str>>, String>
 
 fn wildcard(text: &str) -> Result<Wildcard, String> {
     let w = Wildcard::parse(text)?;
-    match w.complexity() {
-        Some(c) if c <= wildcard::MAX_COMPLEXITY => Ok(w),
-        _ => Err(wildcard::TOO_COMPLEX.into()),
+    if w.too_complex() {
+        return Err(wildcard::TOO_COMPLEX.into());
     }
+    Ok(w)
 }
 
 fn expression(m: &[(Box<str>, Spanned)]) -> Result<Cond, String> {

@@ -9,20 +9,35 @@
 use memchr::memchr2;
 
 use crate::error::{EventError, EventErrorKind};
-use crate::index::Value;
 use crate::json;
 use crate::paths::{Paths, ROOT};
+
+/// A scalar found at a pattern field, as byte offsets into the event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Raw {
+    /// String content between the quotes; `escaped` when it has escapes.
+    Str {
+        start: usize,
+        end: usize,
+        escaped: bool,
+    },
+    Num {
+        start: usize,
+        end: usize,
+    },
+    Bool(bool),
+    Null,
+}
 
 /// Receives the values found at pattern fields.
 pub(crate) trait Sink {
     /// `trail` lists (array number, element index) from the root down.
-    fn value(&mut self, field: u32, v: Value<'_>, trail: &[(u32, u32)]);
+    fn value(&mut self, field: u32, raw: Raw, trail: &[(u32, u32)]) -> Result<(), EventError>;
 }
 
 /// Reusable buffers for the scanner.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Bufs {
-    text: Vec<u8>,
     key: Vec<u8>,
     trail: Vec<(u32, u32)>,
 }
@@ -226,20 +241,15 @@ impl<S: Sink> Scanner<'_, '_, S> {
                 self.i += 1;
                 let start = self.i;
                 let (end, escaped) = self.string_end()?;
-                if escaped {
-                    let mut text = std::mem::take(&mut self.bufs.text);
-                    text.clear();
-                    let r = json::unescape_into(&self.b[start..end], start, &mut text);
-                    if r.is_ok() {
-                        self.sink.value(node, Value::Str(&text), &self.bufs.trail);
-                    }
-                    self.bufs.text = text;
-                    r.map_err(|e| EventError::new(EventErrorKind::Syntax(e.reason), e.offset))
-                } else {
-                    self.sink
-                        .value(node, Value::Str(&self.b[start..end]), &self.bufs.trail);
-                    Ok(())
-                }
+                self.sink.value(
+                    node,
+                    Raw::Str {
+                        start,
+                        end,
+                        escaped,
+                    },
+                    &self.bufs.trail,
+                )
             }
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.i;
@@ -247,26 +257,23 @@ impl<S: Sink> Scanner<'_, '_, S> {
                     EventError::new(EventErrorKind::Syntax("invalid number"), off)
                 })?;
                 self.i = end;
-                // Number literals are ASCII by construction.
-                let text = std::str::from_utf8(&self.b[start..end]).unwrap_or("0");
-                self.sink.value(node, Value::Num(text), &self.bufs.trail);
-                Ok(())
+                self.sink
+                    .value(node, Raw::Num { start, end }, &self.bufs.trail)
             }
-            Some(b't') => self.literal(b"true", node, Value::Bool(true)),
-            Some(b'f') => self.literal(b"false", node, Value::Bool(false)),
-            Some(b'n') => self.literal(b"null", node, Value::Null),
+            Some(b't') => self.literal(b"true", node, Raw::Bool(true)),
+            Some(b'f') => self.literal(b"false", node, Raw::Bool(false)),
+            Some(b'n') => self.literal(b"null", node, Raw::Null),
             None => Err(self.err("unexpected end of input")),
             Some(_) => Err(self.err("expected a JSON value")),
         }
     }
 
-    fn literal(&mut self, word: &[u8], node: u32, v: Value<'_>) -> Result<(), EventError> {
+    fn literal(&mut self, word: &[u8], node: u32, raw: Raw) -> Result<(), EventError> {
         if !self.b[self.i..].starts_with(word) {
             return Err(self.err("invalid literal"));
         }
         self.i += word.len();
-        self.sink.value(node, v, &self.bufs.trail);
-        Ok(())
+        self.sink.value(node, raw, &self.bufs.trail)
     }
 
     /// Skips one value nobody reads.

@@ -14,7 +14,7 @@ pub(crate) struct Wildcard {
 /// complex" (calibrated so AWS's rejected `*:*:*:*:*:event-bus/*` fails).
 pub(crate) const MAX_COMPLEXITY: usize = 5;
 /// Bounds the work of the complexity evaluation itself.
-const MAX_SUBSETS: usize = 4096;
+const MAX_SUBSETS: usize = 1 << 15;
 
 pub(crate) const TOO_COMPLEX: &str = "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character";
 
@@ -86,9 +86,17 @@ impl Wildcard {
         self.segs.len() > 1
     }
 
-    /// The largest number of NFA positions any input keeps live at once,
-    /// in the spirit of Ruler's `MachineComplexityEvaluator`. `None` when
-    /// the evaluation itself would be too large.
+    /// Is the wildcard over the complexity limit?
+    pub(crate) fn too_complex(&self) -> bool {
+        // Every star can be live at once (feed each segment in turn), so
+        // counting stars settles most cases without the search.
+        self.segs.len() - 1 > MAX_COMPLEXITY || self.complexity().is_none_or(|c| c > MAX_COMPLEXITY)
+    }
+
+    /// The largest number of NFA states any input keeps live at once, in
+    /// the spirit of Ruler's `MachineComplexityEvaluator`. `None` when the
+    /// evaluation would be too large, or as soon as the count passes
+    /// [`MAX_COMPLEXITY`] (the exact figure beyond it does not matter).
     pub(crate) fn complexity(&self) -> Option<usize> {
         // Token list: Some(byte) or None for a star.
         let mut toks: Vec<Option<u8>> = Vec::new();
@@ -149,7 +157,7 @@ impl Wildcard {
                     continue;
                 }
                 worst = worst.max(live(&next));
-                if seen.len() >= MAX_SUBSETS {
+                if worst > MAX_COMPLEXITY || seen.len() >= MAX_SUBSETS {
                     return None;
                 }
                 seen.insert(next.clone(), ());
@@ -229,6 +237,17 @@ mod tests {
             Wildcard::parse("abc\\").unwrap_err(),
             "Invalid escape character at pos 4"
         );
+    }
+
+    #[test]
+    fn complexity_is_quick_on_long_operands() {
+        let long = format!("*{}*{}*", "a".repeat(2000), "ab".repeat(1000));
+        assert!(Wildcard::parse(&long).unwrap().too_complex());
+        let long = format!("{}*", "abc".repeat(1000));
+        assert!(!Wildcard::parse(&long).unwrap().too_complex());
+        // A repeating sequence after a star keeps many alignments live.
+        let long = format!("x*{}", "abc".repeat(10));
+        assert!(Wildcard::parse(&long).unwrap().too_complex());
     }
 
     #[test]

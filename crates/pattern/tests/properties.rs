@@ -13,13 +13,38 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 fn string_lit() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(&[
-        "\"x\"", "\"X\"", "\"xy\"", "\"yx\"", "\"\"", "\"x*y\"", "\"10.0.0.1\"", "\"010.0.0.1\"", "\"::1\"", "\"Straße\"",
-    ][..])
+    prop::sample::select(
+        &[
+            "\"x\"",
+            "\"X\"",
+            "\"xy\"",
+            "\"yx\"",
+            "\"\"",
+            "\"x*y\"",
+            "\"10.0.0.1\"",
+            "\"010.0.0.1\"",
+            "\"::1\"",
+            "\"Straße\"",
+        ][..],
+    )
 }
 
 fn number_lit() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(&["1", "1.0", "1e0", "10e-1", "2", "0", "-0", "3.5", "-7", "37.807807921694092", "1e400"][..])
+    prop::sample::select(
+        &[
+            "1",
+            "1.0",
+            "1e0",
+            "10e-1",
+            "2",
+            "0",
+            "-0",
+            "3.5",
+            "-7",
+            "37.807807921694092",
+            "1e400",
+        ][..],
+    )
 }
 
 fn scalar() -> impl Strategy<Value = String> {
@@ -40,16 +65,27 @@ fn condition() -> impl Strategy<Value = String> {
         s().prop_map(|v| format!("{{\"suffix\":{{\"equals-ignore-case\":{v}}}}}")),
         s().prop_map(|v| format!("{{\"equals-ignore-case\":{v}}}")),
         s().prop_map(|v| format!("{{\"exactly\":{v}}}")),
-        prop::sample::select(&["\"x*\"", "\"*y\"", "\"*\"", "\"x*y\"", "\"\"", "\"x\\\\*y\"", "\"*x*\""][..])
-            .prop_map(|w| format!("{{\"wildcard\":{w}}}")),
+        prop::sample::select(
+            &[
+                "\"x*\"",
+                "\"*y\"",
+                "\"*\"",
+                "\"x*y\"",
+                "\"\"",
+                "\"x\\\\*y\"",
+                "\"*x*\""
+            ][..]
+        )
+        .prop_map(|w| format!("{{\"wildcard\":{w}}}")),
         s().prop_map(|v| format!("{{\"anything-but\":{v}}}")),
         number_lit().prop_map(|v| format!("{{\"anything-but\":{v}}}")),
         (s(), s()).prop_map(|(a, b)| format!("{{\"anything-but\":[{a},{b}]}}")),
         (number_lit(), number_lit()).prop_map(|(a, b)| format!("{{\"anything-but\":[{a},{b}]}}")),
-        prop::sample::select(&["prefix", "suffix", "wildcard", "equals-ignore-case"][..]).prop_flat_map(|op| {
-            prop::sample::select(&["\"x\"", "\"y\"", "[\"x\",\"Y\"]", "\"x*\""][..])
-                .prop_map(move |v| format!("{{\"anything-but\":{{\"{op}\":{v}}}}}"))
-        }),
+        prop::sample::select(&["prefix", "suffix", "wildcard", "equals-ignore-case"][..])
+            .prop_flat_map(|op| {
+                prop::sample::select(&["\"x\"", "\"y\"", "[\"x\",\"Y\"]", "\"x*\""][..])
+                    .prop_map(move |v| format!("{{\"anything-but\":{{\"{op}\":{v}}}}}"))
+            }),
         prop::sample::select(
             &[
                 "[\"=\",1]",
@@ -74,7 +110,10 @@ fn leaf() -> impl Strategy<Value = String> {
 /// A pattern object: fields are leaves, nested objects or `$or` groups.
 fn pattern_object() -> impl Strategy<Value = String> {
     let base = prop::collection::vec((key(), leaf()), 1..4).prop_map(|fields| {
-        let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
         format!("{{{}}}", body.join(","))
     });
     base.prop_recursive(2, 12, 3, |inner| {
@@ -82,7 +121,8 @@ fn pattern_object() -> impl Strategy<Value = String> {
             prop_oneof![
                 (key(), leaf()).prop_map(|(k, v)| format!("{k}:{v}")),
                 (key(), inner.clone()).prop_map(|(k, v)| format!("{k}:{v}")),
-                prop::collection::vec(inner, 2..4).prop_map(|alts| format!("\"$or\":[{}]", alts.join(","))),
+                prop::collection::vec(inner, 2..4)
+                    .prop_map(|alts| format!("\"$or\":[{}]", alts.join(","))),
             ],
             1..4,
         )
@@ -95,7 +135,10 @@ fn event_value() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
             prop::collection::vec((key(), inner), 0..4).prop_map(|fields| {
-                let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                let body: Vec<String> = fields
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect();
                 format!("{{{}}}", body.join(","))
             }),
         ]
@@ -104,7 +147,10 @@ fn event_value() -> impl Strategy<Value = String> {
 
 fn event() -> impl Strategy<Value = String> {
     prop::collection::vec((key(), event_value()), 0..4).prop_map(|fields| {
-        let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
         format!("{{{}}}", body.join(","))
     })
 }
