@@ -222,6 +222,9 @@ fn piece_end(text: &str, starts: &[usize], next_line: usize) -> usize {
 /// Splits a top-level mapping into one piece per key, in order. A document that is empty
 /// or null gives no pieces.
 pub fn split_mapping(text: &str) -> Result<Vec<Piece>, YamlError> {
+    if first_token(text) == Some('{') {
+        return split_flow_mapping(text);
+    }
     let Entries(entries) = from_str::<Entries>(text)?;
     let starts = line_starts(text);
     let mut out = Vec::with_capacity(entries.len());
@@ -243,6 +246,56 @@ pub fn split_mapping(text: &str) -> Result<Vec<Piece>, YamlError> {
         });
     }
     Ok(out)
+}
+
+/// The first character of the first meaningful line.
+fn first_token(text: &str) -> Option<char> {
+    text.lines()
+        .map(str::trim_start)
+        .find(|t| !t.is_empty() && !t.starts_with('#') && !t.starts_with("---"))
+        .and_then(|t| t.chars().next())
+}
+
+struct JsonEntries(Vec<(Spanned<String>, Spanned<serde_json::Value>)>);
+
+impl<'de> Deserialize<'de> for JsonEntries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonEntries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<JsonEntries, M::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry()? {
+                    v.push(e);
+                }
+                Ok(JsonEntries(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A flow-style mapping (`{a: 1, b: [2]}`, or JSON) cannot be cut into text slices; each
+/// value is re-emitted as JSON (which is YAML) at its original position instead. Errors
+/// inside a value then point at the value's start.
+fn split_flow_mapping(text: &str) -> Result<Vec<Piece>, YamlError> {
+    let JsonEntries(entries) = from_str::<JsonEntries>(text)?;
+    Ok(entries
+        .into_iter()
+        .map(|(k, v)| {
+            let pos = pos_of(&v.referenced);
+            let json = serde_json::to_string(&v.value).unwrap_or_default();
+            Piece {
+                key: k.value,
+                key_pos: pos_of(&k.referenced),
+                pos,
+                text: padded(&json, 0, json.len(), pos),
+            }
+        })
+        .collect())
 }
 
 /// Splits a top-level sequence into one piece per item, in order.
@@ -380,6 +433,12 @@ mod tests {
         assert_eq!(err.pos.line, 5);
         assert_eq!(top_kind("# x\n- a\n"), TopKind::Sequence);
         assert_eq!(top_kind("a: 1"), TopKind::Other);
+        // Flow-style (and JSON) documents split too.
+        let flow = split_mapping("{\"a\": {\"b\": [1, 2]},\n \"c\": 3}").unwrap();
+        assert_eq!(flow.len(), 2);
+        assert_eq!(flow[1].pos.line, 2);
+        let c: u32 = flow[1].parse().unwrap();
+        assert_eq!(c, 3);
     }
 
     #[test]

@@ -375,6 +375,8 @@ pub const FUNCTIONS: &[&str] = &[
     "get",
     "deep_contains",
     "policy_is_public",
+    "cidr_prefix",
+    "as_list",
 ];
 
 /// Builds the root context: standard CEL plus trailwatch's functions, with the config
@@ -437,6 +439,30 @@ pub fn root_context(config: &Config) -> Context<'static> {
             want(ftx, &a, 1)?;
             let s = str_arg(&a[0]).unwrap_or("");
             Ok(Value::Bool(agents.iter().any(|g| g.matches(s))))
+        },
+    );
+    ctx.add_function(
+        "cidr_prefix",
+        |ftx: &FunctionContext, args: Arguments| -> Result<Value, ExecutionError> {
+            let a = all_args(ftx, &args);
+            want(ftx, &a, 1)?;
+            let c = str_arg(&a[0])
+                .unwrap_or("")
+                .parse::<Cidr>()
+                .map_err(|e| ftx.error(e.to_string()))?;
+            Ok(Value::Int(i64::from(c.prefix())))
+        },
+    );
+    ctx.add_function(
+        "as_list",
+        |ftx: &FunctionContext, args: Arguments| -> Result<Value, ExecutionError> {
+            let a = all_args(ftx, &args);
+            want(ftx, &a, 1)?;
+            Ok(match &a[0] {
+                Value::List(_) => a[0].clone(),
+                Value::Null => Value::List(Arc::new(Vec::new())),
+                other => Value::List(Arc::new(vec![other.clone()])),
+            })
         },
     );
     ctx.add_function(

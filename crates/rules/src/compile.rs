@@ -75,6 +75,7 @@ pub struct Rule {
     pub(crate) lets: Vec<(String, CelExpr)>,
     pub(crate) where_: Option<CelExpr>,
     pub(crate) for_each: Vec<Binding>,
+    pub(crate) once_when_empty: bool,
     pub(crate) suppress: Suppress,
     pub(crate) threshold: Option<(ThresholdSpec, Vec<CelExpr>)>,
     pub(crate) dedup: Option<(DedupSpec, Vec<CelExpr>)>,
@@ -374,6 +375,14 @@ fn compile_rule(
         }
     }
     let where_ = raw.where_.as_ref().and_then(|w| cel(w, errs));
+    let once_when_empty = match raw.when_empty.as_ref().map(|w| (w, w.value.as_str())) {
+        None | Some((_, "skip")) => false,
+        Some((_, "once")) => true,
+        Some((w, other)) => {
+            errs.push(pos_of(w), RuleErrorKind::Invalid, format!("when_empty must be skip or once, not {other:?}"));
+            false
+        }
+    };
 
     // suppress
     let mut suppress = Suppress::default();
@@ -529,6 +538,7 @@ fn compile_rule(
         lets,
         where_,
         for_each,
+        once_when_empty,
         suppress,
         threshold,
         dedup,

@@ -217,7 +217,7 @@ impl RuleSet {
             scratch.suppressed += 1;
             return;
         }
-        let (combos, dropped) = if rule.for_each.is_empty() {
+        let (mut combos, dropped) = if rule.for_each.is_empty() {
             (vec![Vec::new()], 0)
         } else {
             expand(
@@ -225,12 +225,22 @@ impl RuleSet {
                 &[("record", &f.record), ("event", &f.envelope)],
             )
         };
+        if combos.is_empty() && rule.once_when_empty {
+            // `when_empty: once`: evaluate once with every binding null.
+            combos.push(
+                rule.for_each
+                    .iter()
+                    .map(|b| (b.name.clone(), Value::Null))
+                    .collect(),
+            );
+        }
         scratch.items_dropped += dropped as u64;
         for combo in combos {
             let mut ctx = self.root.new_inner_scope();
             ctx.add_variable_from_value("record", f.record_cel.clone());
             ctx.add_variable_from_value("event", f.envelope_cel.clone());
             let item = combo.last().map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+            // (With `when_empty: once` every binding is null.)
             ctx.add_variable_from_value("item", to_cel(&item));
             let mut vars: Vec<(String, Value)> = Vec::new();
             for (name, v) in &combo {

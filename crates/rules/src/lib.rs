@@ -51,6 +51,15 @@ impl RuleSource {
     }
 }
 
+macro_rules! builtin {
+    ($name:literal) => {
+        (
+            concat!($name, ".yaml"),
+            include_str!(concat!("../builtin/", $name, ".yaml")),
+        )
+    };
+}
+
 /// The built-in rule pack, embedded in the binary.
 pub fn builtin_sources() -> Vec<RuleSource> {
     BUILTIN
@@ -59,4 +68,31 @@ pub fn builtin_sources() -> Vec<RuleSource> {
         .collect()
 }
 
-const BUILTIN: &[(&str, &str)] = &[];
+/// The built-in pack: (file name, text), one rule per file.
+const BUILTIN: &[(&str, &str)] = &[
+    builtin!("ec2-security-group-ingress-open-to-world"),
+    builtin!("ec2-security-group-changed"),
+    builtin!("iam-user-created-outside-business-hours"),
+    builtin!("ec2-instance-missing-required-tags"),
+    builtin!("s3-object-made-public"),
+    builtin!("s3-bucket-made-public"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in pack passes its own tests with the default config, and every rule has
+    /// a positive and a negative case.
+    #[test]
+    fn builtin_pack_passes_its_tests() {
+        let report = testing::run(&builtin_sources(), &trailwatch_config::Config::default());
+        assert!(report.ok(), "{report}");
+        assert!(report.untested.is_empty(), "rules without positive and negative tests: {:?}", report.untested);
+        let lint: Vec<String> = lint::lint(&builtin_sources(), &trailwatch_config::Config::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(lint.is_empty(), "{lint:#?}");
+    }
+}

@@ -96,6 +96,10 @@ pub struct RawRule {
     /// Named paths to lists; the rule runs once per combination of items.
     #[serde(default)]
     pub for_each: OrderedMap<Spanned<OneOrMany>>,
+    /// What to do when `for_each` yields no item: `skip` (default) or `once` (evaluate
+    /// once with `item` null).
+    #[serde(default)]
+    pub when_empty: Option<Spanned<String>>,
     /// Allow-lists: events from these never alert.
     #[serde(default)]
     pub suppress: Option<Spanned<RawSuppress>>,
