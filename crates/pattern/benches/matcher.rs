@@ -200,9 +200,11 @@ fn mixed_rules(n: usize, s: &Sample) -> Vec<String> {
             let (src, name) = (json(src), json(name));
             let arn = pick(&s.arns, i);
             let account = arn.split(':').nth(4).unwrap_or("123456789012");
+            let user = arn.rsplit('/').next().unwrap_or("x");
+            let who: String = user.chars().take(1 + i % 4).collect();
             match i % 10 {
                 0 => format!(
-                    r#"{{"detail":{{"eventSource":[{src}],"userIdentity":{{"arn":[{{"wildcard":"arn:aws:iam::{account}:user/*"}}]}}}}}}"#
+                    r#"{{"detail":{{"eventSource":[{src}],"userIdentity":{{"arn":[{{"wildcard":"arn:aws:iam::{account}:user/{who}*"}}]}}}}}}"#
                 ),
                 1 => {
                     let ip = pick(&s.ips, i);
@@ -216,7 +218,10 @@ fn mixed_rules(n: usize, s: &Sample) -> Vec<String> {
                 2 => {
                     let b = pick(&s.buckets, i);
                     let p: String = b.chars().take(3 + i % 5).collect();
-                    format!(r#"{{"detail":{{"requestParameters":{{"bucketName":[{{"prefix":{}}}]}}}}}}"#, json(&p))
+                    format!(
+                        r#"{{"detail":{{"eventName":[{name}],"requestParameters":{{"bucketName":[{{"prefix":{}}}]}}}}}}"#,
+                        json(&p)
+                    )
                 }
                 3 => {
                     let r = pick(&s.roles, i);
@@ -226,10 +231,11 @@ fn mixed_rules(n: usize, s: &Sample) -> Vec<String> {
                         json(&tail)
                     )
                 }
-                4 => format!(r#"{{"detail":{{"eventSource":[{src}],"errorCode":[{{"exists":{}}}]}}}}"#, i % 3 == 0),
+                4 if i % 20 == 4 => format!(r#"{{"detail":{{"eventName":[{name}],"errorCode":[{{"exists":false}}]}}}}"#),
+                4 => format!(r#"{{"detail":{{"eventSource":[{src}],"errorCode":[{{"exists":true}}]}}}}"#),
                 5 => format!(
-                    r#"{{"source":["aws.s3"],"detail":{{"additionalEventData":{{"bytesTransferredOut":[{{"numeric":[">",{}]}}]}}}}}}"#,
-                    i * 7
+                    r#"{{"source":["aws.s3"],"detail":{{"eventName":[{name}],"additionalEventData":{{"bytesTransferredOut":[{{"numeric":[">",{}]}}]}}}}}}"#,
+                    i * 100
                 ),
                 6 => format!(
                     r#"{{"detail":{{"eventSource":[{src}],"$or":[{{"eventName":[{name}]}},{{"errorCode":[{{"prefix":"AccessDenied"}}]}}]}}}}"#

@@ -254,7 +254,7 @@ impl FieldIndex {
         self.suffix.probe(s, true, |&r| emit(r));
         if !self.wild_head.is_empty() {
             self.wild_head.probe(s, false, |(w, r)| {
-                if w.matches(s) {
+                if w.matches_after_head(s) {
                     emit(*r)
                 }
             });

@@ -378,9 +378,16 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
                 NONE
             };
             let before = cands.len();
+            // A lone value of the anchor field is what nominated the branch.
+            let lone_anchor =
+                info.anchor == Some(to_u32(k)) && v != NONE && s.vals[v as usize].next == NONE;
             while v != NONE {
-                let val = s.val(event, v);
-                if sl.conds.iter().any(|c| eval::cond_matches(c, &val)) {
+                if lone_anchor
+                    || sl
+                        .conds
+                        .iter()
+                        .any(|c| eval::cond_matches(c, &s.val(event, v)))
+                {
                     cands.push((to_u32(k), v));
                     in_arrays |= s.vals[v as usize].trail_len > 0;
                 }

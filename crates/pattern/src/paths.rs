@@ -16,6 +16,9 @@ pub(crate) const ROOT: u32 = 0;
 pub(crate) struct Node {
     /// Remainder text → node.
     pub(crate) children: FxMap<Box<[u8]>, u32>,
+    /// One bit per child key (see [`key_bit`]): most event keys nobody
+    /// reads are turned away without hashing.
+    bloom: u64,
     /// True when a pattern field ends here (the node id is the field id).
     pub(crate) is_field: bool,
     /// Number of registered fields at or below this prefix.
@@ -42,6 +45,20 @@ impl Default for Paths {
     }
 }
 
+/// The bloom bit of a key, from its length and first and last bytes.
+#[inline]
+fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = match key {
+        [] => (0, 0),
+        [f, .., l] => (*f, *l),
+        [f] => (*f, *f),
+    };
+    let h = (key.len() as u32).wrapping_mul(0x9E37_79B9)
+        ^ u32::from(first).wrapping_mul(31)
+        ^ u32::from(last);
+    1 << (h.wrapping_mul(0x85EB_CA6B) >> 26)
+}
+
 /// Byte offsets just past each dot-boundary prefix of `path`.
 fn boundaries(path: &str) -> impl Iterator<Item = usize> + '_ {
     path.bytes()
@@ -63,12 +80,9 @@ impl Paths {
                 None => {
                     let id = self.alloc(prefix);
                     // Link from the root and from every shorter prefix.
-                    self.nodes[ROOT as usize]
-                        .children
-                        .insert(prefix.as_bytes().into(), id);
+                    self.link(ROOT, prefix.as_bytes(), id);
                     for (&parent_end, &parent) in ends.iter().zip(&ids) {
-                        let rest = &path.as_bytes()[parent_end + 1..end];
-                        self.nodes[parent as usize].children.insert(rest.into(), id);
+                        self.link(parent, &path.as_bytes()[parent_end + 1..end], id);
                     }
                     id
                 }
@@ -106,14 +120,26 @@ impl Paths {
             }
             let prefix = std::mem::take(&mut node.prefix);
             node.children.clear();
+            node.bloom = 0;
             self.by_prefix.remove(&prefix);
-            self.nodes[ROOT as usize].children.remove(prefix.as_bytes());
+            self.unlink(ROOT, prefix.as_bytes());
             for (&parent_end, &parent) in ends.iter().zip(&ids[..k]) {
-                let rest = &path.as_bytes()[parent_end + 1..ends[k]];
-                self.nodes[parent as usize].children.remove(rest);
+                self.unlink(parent, &path.as_bytes()[parent_end + 1..ends[k]]);
             }
             self.free.push(id);
         }
+    }
+
+    fn link(&mut self, parent: u32, key: &[u8], child: u32) {
+        let node = &mut self.nodes[parent as usize];
+        node.children.insert(key.into(), child);
+        node.bloom |= key_bit(key);
+    }
+
+    fn unlink(&mut self, parent: u32, key: &[u8]) {
+        let node = &mut self.nodes[parent as usize];
+        node.children.remove(key);
+        node.bloom = node.children.keys().fold(0, |b, k| b | key_bit(k));
     }
 
     fn alloc(&mut self, prefix: &str) -> u32 {
@@ -138,7 +164,11 @@ impl Paths {
     /// The child reached from `node` by key `key`, if any pattern reads it.
     #[inline]
     pub(crate) fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
-        self.nodes[node as usize].children.get(key).copied()
+        let n = &self.nodes[node as usize];
+        if n.bloom & key_bit(key) == 0 {
+            return None;
+        }
+        n.children.get(key).copied()
     }
 
     pub(crate) fn node(&self, id: u32) -> &Node {

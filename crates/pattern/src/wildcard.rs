@@ -52,13 +52,23 @@ impl Wildcard {
     /// Anchored match; greedy leftmost search of the middle segments is
     /// exact for `*`-only globs and linear-ish in practice.
     pub(crate) fn matches(&self, v: &[u8]) -> bool {
+        let first = &self.segs[0];
+        if self.segs.len() == 1 {
+            return v == &first[..];
+        }
+        v.starts_with(first) && self.matches_after_head(v)
+    }
+
+    /// [`Wildcard::matches`] for a value already known to start with the
+    /// literal head (the index found it by that head).
+    pub(crate) fn matches_after_head(&self, v: &[u8]) -> bool {
         let n = self.segs.len();
         let first = &self.segs[0];
         if n == 1 {
-            return v == &first[..];
+            return v.len() == first.len();
         }
         let last = &self.segs[n - 1];
-        if v.len() < first.len() + last.len() || !v.starts_with(first) || !v.ends_with(last) {
+        if v.len() < first.len() + last.len() || !v.ends_with(last) {
             return false;
         }
         let mut rest = &v[first.len()..v.len() - last.len()];
