@@ -379,7 +379,11 @@ fn compile_rule(
         None | Some((_, "skip")) => false,
         Some((_, "once")) => true,
         Some((w, other)) => {
-            errs.push(pos_of(w), RuleErrorKind::Invalid, format!("when_empty must be skip or once, not {other:?}"));
+            errs.push(
+                pos_of(w),
+                RuleErrorKind::Invalid,
+                format!("when_empty must be skip or once, not {other:?}"),
+            );
             false
         }
     };

@@ -123,6 +123,29 @@ struct Facts {
     event_name: String,
     event_source: String,
     role_arn: Option<String>,
+    /// Whether the event is a CloudTrail record (has an eventID the console can open).
+    cloudtrail: bool,
+}
+
+/// A console link for events that are not CloudTrail records (AWS Config, AWS Health):
+/// the page that shows them.
+fn service_console_url(envelope: &Value, region: &str) -> String {
+    let source = envelope.get("source").and_then(Value::as_str).unwrap_or("");
+    match source {
+        "aws.health" => {
+            "https://health.aws.amazon.com/health/home#/account/dashboard/open-issues".to_owned()
+        }
+        "aws.config" => {
+            let rule = envelope
+                .pointer("/detail/configRuleName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!(
+                "https://{region}.console.aws.amazon.com/config/home?region={region}#/rules/details?configRuleName={rule}"
+            )
+        }
+        _ => format!("https://{region}.console.aws.amazon.com/console/home?region={region}"),
+    }
 }
 
 impl Facts {
@@ -131,7 +154,8 @@ impl Facts {
         let record = envelope.get("detail").cloned().unwrap_or(Value::Null);
         let meta = event.meta();
         let principal = principal_of(&record);
-        let event_time = s(&record, "eventTime").unwrap_or_else(|| meta.time.to_rfc3339());
+        let event_time = s(&record, "eventTime")
+            .unwrap_or_else(|| meta.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let time = DateTime::parse_from_rfc3339(&event_time)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(meta.time);
@@ -158,6 +182,7 @@ impl Facts {
                 .pointer("/userIdentity/sessionContext/sessionIssuer/arn")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            cloudtrail: meta.event_id.is_some(),
             principal,
             event_time,
             time,
@@ -324,7 +349,11 @@ impl RuleSet {
         vars: &[(String, Value)],
     ) -> trailwatch_alert::Alert {
         let alias = self.accounts.get(&f.account).cloned();
-        let url = console_url(&f.region, &f.event_id);
+        let url = if f.cloudtrail {
+            console_url(&f.region, &f.event_id)
+        } else {
+            service_console_url(&f.envelope, &f.region)
+        };
         let mut ctx = json!({
             "record": f.record,
             "event": f.envelope,

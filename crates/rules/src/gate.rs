@@ -136,6 +136,8 @@ impl Gate {
             }
             match fired {
                 Some((n, group)) => {
+                    alert.title =
+                        format!("{} ({n} in {})", alert.title, format_duration(spec.window));
                     alert.fields.insert("threshold_count".into(), n.to_string());
                     alert.fields.insert("threshold_group".into(), group);
                     alert

@@ -76,6 +76,16 @@ const BUILTIN: &[(&str, &str)] = &[
     builtin!("ec2-instance-missing-required-tags"),
     builtin!("s3-object-made-public"),
     builtin!("s3-bucket-made-public"),
+    builtin!("cloudtrail-logging-tampered"),
+    builtin!("security-monitoring-disabled"),
+    builtin!("root-account-used"),
+    builtin!("root-access-key-created"),
+    builtin!("console-login-without-mfa"),
+    builtin!("console-login-failures"),
+    builtin!("iam-admin-policy-attached"),
+    builtin!("iam-access-key-exposed"),
+    builtin!("config-rule-noncompliant"),
+    builtin!("access-denied-burst"),
 ];
 
 #[cfg(test)]
@@ -88,11 +98,16 @@ mod tests {
     fn builtin_pack_passes_its_tests() {
         let report = testing::run(&builtin_sources(), &trailwatch_config::Config::default());
         assert!(report.ok(), "{report}");
-        assert!(report.untested.is_empty(), "rules without positive and negative tests: {:?}", report.untested);
-        let lint: Vec<String> = lint::lint(&builtin_sources(), &trailwatch_config::Config::default())
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        assert!(
+            report.untested.is_empty(),
+            "rules without positive and negative tests: {:?}",
+            report.untested
+        );
+        let lint: Vec<String> =
+            lint::lint(&builtin_sources(), &trailwatch_config::Config::default())
+                .iter()
+                .map(ToString::to_string)
+                .collect();
         assert!(lint.is_empty(), "{lint:#?}");
     }
 }

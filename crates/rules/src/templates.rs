@@ -43,7 +43,7 @@ const BUILTIN_GLOBALS: &[&str] = &[
 
 /// The facts block appended to every body, so every alert names who, what, where, when.
 pub const FACTS_TEMPLATE: &str = "\
-Who:     {{ principal.type }} {{ principal.name }}{% if principal.arn %} ({{ principal.arn }}){% endif %}
+Who:     {% if principal.type %}{{ principal.type }} {{ principal.name }}{% if principal.arn %} ({{ principal.arn }}){% endif %}{% else %}-{% endif %}
 What:    {{ event_name }} on {{ event_source }}
 Target:  {{ resources | join(\", \") if resources else \"-\" }}
 Account: {{ account }}{% if account_alias %} ({{ account_alias }}){% endif %}
@@ -85,6 +85,25 @@ impl Templates {
         self.env
             .add_template_owned(name.to_owned(), source.to_owned())
             .map_err(|e| format!("template error: {}", e.detail().unwrap_or(&e.to_string())))?;
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|e| format!("template error: {e}"))?;
+        // Unknown filters, tests and functions only show when rendering: render once with
+        // nothing defined (every variable is undefined, which Chainable tolerates).
+        if let Err(e) = tmpl.render(minijinja::context! {}) {
+            let msg = e.to_string();
+            if msg.contains("unknown filter")
+                || msg.contains("unknown test")
+                || msg.contains("unknown function")
+            {
+                self.env.remove_template(name);
+                return Err(format!(
+                    "template error in {source:?}: {}",
+                    e.detail().unwrap_or(&msg)
+                ));
+            }
+        }
         let tmpl = self
             .env
             .get_template(name)
@@ -169,5 +188,9 @@ mod tests {
             Err("unknown template variable `recrod`"),
         );
         check("{{ record.eventName", Err("template error"));
+        check(
+            "{{ record.eventName | shout }}",
+            Err("filter shout is unknown"),
+        );
     }
 }
