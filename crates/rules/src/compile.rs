@@ -14,7 +14,7 @@ use crate::RuleSource;
 use crate::cel::{CelExpr, root_context};
 use crate::error::{Errs, RuleError, RuleErrorKind, RuleErrors, pos_of};
 use crate::for_each::{Binding, Path};
-use crate::schema::{RawRule, RawTest, parse_duration};
+use crate::schema::{RawRule, RawTest, parse_duration, parse_duration_or_zero};
 use crate::suppress::Suppress;
 use crate::templates::{Templates, allowed};
 use crate::window::{DedupSpec, ThresholdSpec};
@@ -411,7 +411,7 @@ fn compile_rule(
     // threshold and dedup
     let tolerance = |t: &Option<String>, p: Pos, errs: &mut Errs<'_>| match t {
         None => chrono::Duration::seconds(DEFAULT_TOLERANCE_SECS),
-        Some(s) => parse_duration(s).unwrap_or_else(|| {
+        Some(s) => parse_duration_or_zero(s).unwrap_or_else(|| {
             errs.push(
                 p,
                 RuleErrorKind::Invalid,

@@ -242,3 +242,6 @@ fn format_duration(d: Duration) -> String {
         format!("{s}s")
     }
 }
+
+#[cfg(test)]
+mod tests;

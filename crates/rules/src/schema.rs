@@ -229,8 +229,13 @@ pub struct RawExpect {
     pub alerts: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
-/// Parses a duration like `90s`, `10m`, `1h`, `2d` or `1h30m`.
+/// Parses a positive duration like `90s`, `10m`, `1h`, `2d` or `1h30m`.
 pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    parse_duration_or_zero(s).filter(|d| *d > chrono::Duration::zero())
+}
+
+/// Parses a duration that may be zero (`0s`), for tolerances.
+pub fn parse_duration_or_zero(s: &str) -> Option<chrono::Duration> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -256,7 +261,7 @@ pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
     if !num.is_empty() {
         return None;
     }
-    (total > 0).then(|| chrono::Duration::seconds(total))
+    Some(chrono::Duration::seconds(total))
 }
 
 #[cfg(test)]
@@ -275,5 +280,6 @@ mod tests {
         check("10", None);
         check("x", None);
         check("0s", None);
+        assert_eq!(parse_duration_or_zero("0s"), Some(chrono::Duration::zero()));
     }
 }
