@@ -2,10 +2,10 @@
 //! key by key.
 //!
 //! Paths are dot-joined (Ruler's rule), so the event `{"a.b":{"c":1}}` and
-//! `{"a":{"b.c":1}}` both reach `a.b.c`. A node stands for a dot-boundary
-//! prefix of some pattern path; from a node, every longer such prefix is
-//! reachable in one step by the remainder text, which may itself contain
-//! dots. Unlisted keys lead nowhere, and the scanner skips their values.
+//! `{"a":{"b.c":1}}` both reach `a.b.c`. The trie is keyed by dot-separated
+//! segments, and a key containing dots walks several segments: both
+//! spellings take the same steps, and the trie stays linear in the pattern
+//! size. Keys that lead nowhere are skipped by the scanner.
 
 use crate::hash::FxMap;
 
@@ -14,25 +14,29 @@ pub(crate) const ROOT: u32 = 0;
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Node {
-    /// Remainder text → node.
-    pub(crate) children: FxMap<Box<[u8]>, u32>,
-    /// One bit per child key (see [`key_bit`]): most event keys nobody
+    /// Segment → node.
+    children: FxMap<Box<[u8]>, u32>,
+    /// One bit per child segment (see [`key_bit`]): most event keys nobody
     /// reads are turned away without hashing.
     bloom: u64,
     /// True when a pattern field ends here (the node id is the field id).
     pub(crate) is_field: bool,
-    /// Number of registered fields at or below this prefix.
+    /// Registered fields at or below this node.
     refs: u32,
-    /// Number of registrations of this exact path as a field.
+    /// Registrations of this exact path as a field.
     field_refs: u32,
-    prefix: Box<str>,
+}
+
+impl Node {
+    pub(crate) fn has_children(&self) -> bool {
+        !self.children.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
-    pub(crate) nodes: Vec<Node>,
+    nodes: Vec<Node>,
     free: Vec<u32>,
-    by_prefix: FxMap<Box<str>, u32>,
 }
 
 impl Default for Paths {
@@ -40,18 +44,17 @@ impl Default for Paths {
         Paths {
             nodes: vec![Node::default()],
             free: Vec::new(),
-            by_prefix: FxMap::default(),
         }
     }
 }
 
-/// The bloom bit of a key, from its length and first and last bytes.
+/// The bloom bit of a segment, from its length and first and last bytes.
 #[inline]
 fn key_bit(key: &[u8]) -> u64 {
     let (first, last) = match key {
         [] => (0, 0),
-        [f, .., l] => (*f, *l),
         [f] => (*f, *f),
+        [f, .., l] => (*f, *l),
     };
     let h = (key.len() as u32).wrapping_mul(0x9E37_79B9)
         ^ u32::from(first).wrapping_mul(31)
@@ -59,116 +62,100 @@ fn key_bit(key: &[u8]) -> u64 {
     1 << (h.wrapping_mul(0x85EB_CA6B) >> 26)
 }
 
-/// Byte offsets just past each dot-boundary prefix of `path`.
-fn boundaries(path: &str) -> impl Iterator<Item = usize> + '_ {
-    path.bytes()
-        .enumerate()
-        .filter(|&(_, c)| c == b'.')
-        .map(|(i, _)| i)
-        .chain(std::iter::once(path.len()))
-}
-
 impl Paths {
     /// Registers one use of `path` as a field; returns its field id.
     pub(crate) fn add(&mut self, path: &str) -> u32 {
-        let ends: Vec<usize> = boundaries(path).collect();
-        let mut ids = Vec::with_capacity(ends.len());
-        for &end in &ends {
-            let prefix = &path[..end];
-            let id = match self.by_prefix.get(prefix) {
-                Some(&id) => id,
+        let mut node = ROOT;
+        for seg in path.as_bytes().split(|&c| c == b'.') {
+            node = match self.nodes[node as usize].children.get(seg) {
+                Some(&c) => c,
                 None => {
-                    let id = self.alloc(prefix);
-                    // Link from the root and from every shorter prefix.
-                    self.link(ROOT, prefix.as_bytes(), id);
-                    for (&parent_end, &parent) in ends.iter().zip(&ids) {
-                        self.link(parent, &path.as_bytes()[parent_end + 1..end], id);
-                    }
-                    id
+                    let c = self.alloc();
+                    let parent = &mut self.nodes[node as usize];
+                    parent.children.insert(seg.into(), c);
+                    parent.bloom |= key_bit(seg);
+                    c
                 }
             };
-            self.nodes[id as usize].refs += 1;
-            ids.push(id);
+            self.nodes[node as usize].refs += 1;
         }
-        let field = *ids.last().unwrap_or(&ROOT);
-        let node = &mut self.nodes[field as usize];
-        node.is_field = true;
-        node.field_refs += 1;
-        field
+        let n = &mut self.nodes[node as usize];
+        n.is_field = true;
+        n.field_refs += 1;
+        node
     }
 
     /// Drops one use of `path` registered by [`Paths::add`].
     pub(crate) fn remove(&mut self, path: &str) {
-        let ends: Vec<usize> = boundaries(path).collect();
-        let ids: Vec<u32> = ends
-            .iter()
-            .filter_map(|&end| self.by_prefix.get(&path[..end]).copied())
-            .collect();
-        if ids.len() != ends.len() {
-            return;
-        }
-        if let Some(&field) = ids.last() {
-            let node = &mut self.nodes[field as usize];
-            node.field_refs = node.field_refs.saturating_sub(1);
-            node.is_field = node.field_refs > 0;
-        }
-        for (k, &id) in ids.iter().enumerate() {
-            let node = &mut self.nodes[id as usize];
-            node.refs = node.refs.saturating_sub(1);
-            if node.refs > 0 {
-                continue;
+        let mut steps = Vec::new();
+        let mut node = ROOT;
+        for seg in path.as_bytes().split(|&c| c == b'.') {
+            match self.nodes[node as usize].children.get(seg) {
+                Some(&c) => {
+                    steps.push((node, seg, c));
+                    node = c;
+                }
+                None => return,
             }
-            let prefix = std::mem::take(&mut node.prefix);
-            node.children.clear();
-            node.bloom = 0;
-            self.by_prefix.remove(&prefix);
-            self.unlink(ROOT, prefix.as_bytes());
-            for (&parent_end, &parent) in ends.iter().zip(&ids[..k]) {
-                self.unlink(parent, &path.as_bytes()[parent_end + 1..ends[k]]);
+        }
+        let n = &mut self.nodes[node as usize];
+        n.field_refs = n.field_refs.saturating_sub(1);
+        n.is_field = n.field_refs > 0;
+        for (parent, seg, child) in steps {
+            let c = &mut self.nodes[child as usize];
+            c.refs = c.refs.saturating_sub(1);
+            if c.refs == 0 {
+                // Everything below has no refs either: drop the subtree link.
+                self.free_subtree(child);
+                let p = &mut self.nodes[parent as usize];
+                p.children.remove(seg);
+                p.bloom = p.children.keys().fold(0, |b, k| b | key_bit(k));
+                return;
             }
+        }
+    }
+
+    fn free_subtree(&mut self, id: u32) {
+        // Iterative: a path may have thousands of segments.
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            let node = std::mem::take(&mut self.nodes[id as usize]);
+            stack.extend(node.children.values());
             self.free.push(id);
         }
     }
 
-    fn link(&mut self, parent: u32, key: &[u8], child: u32) {
-        let node = &mut self.nodes[parent as usize];
-        node.children.insert(key.into(), child);
-        node.bloom |= key_bit(key);
-    }
-
-    fn unlink(&mut self, parent: u32, key: &[u8]) {
-        let node = &mut self.nodes[parent as usize];
-        node.children.remove(key);
-        node.bloom = node.children.keys().fold(0, |b, k| b | key_bit(k));
-    }
-
-    fn alloc(&mut self, prefix: &str) -> u32 {
-        let node = Node {
-            prefix: prefix.into(),
-            ..Node::default()
-        };
-        let id = match self.free.pop() {
+    fn alloc(&mut self) -> u32 {
+        match self.free.pop() {
             Some(id) => {
-                self.nodes[id as usize] = node;
+                self.nodes[id as usize] = Node::default();
                 id
             }
             None => {
-                self.nodes.push(node);
+                self.nodes.push(Node::default());
                 u32::try_from(self.nodes.len() - 1).unwrap_or(u32::MAX)
             }
-        };
-        self.by_prefix.insert(prefix.into(), id);
-        id
+        }
     }
 
-    /// The child reached from `node` by key `key`, if any pattern reads it.
+    /// The node reached from `node` by event key `key` (which may contain
+    /// dots), if any pattern reads it.
     #[inline]
     pub(crate) fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
+        if memchr::memchr(b'.', key).is_none() {
+            return self.step(node, key);
+        }
+        key.split(|&c| c == b'.')
+            .try_fold(node, |n, seg| self.step(n, seg))
+    }
+
+    #[inline]
+    fn step(&self, node: u32, seg: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
-        if n.bloom & key_bit(key) == 0 {
+        if n.bloom & key_bit(seg) == 0 {
             return None;
         }
-        n.children.get(key).copied()
+        n.children.get(seg).copied()
     }
 
     pub(crate) fn node(&self, id: u32) -> &Node {
@@ -205,9 +192,25 @@ mod tests {
         assert_eq!(walk(&p, &["a", "b", "c"]), None);
         assert_eq!(walk(&p, &["a", "b"]), Some(g));
         p.remove("a.b");
-        assert!(p.node(ROOT).children.is_empty());
+        assert!(!p.node(ROOT).has_children());
         // Freed nodes are reused.
         let h = p.add("x");
         assert!(usize::try_from(h).unwrap() < 4);
+    }
+
+    #[test]
+    fn empty_segments_and_many_dots() {
+        let mut p = Paths::default();
+        let f = p.add("a.");
+        assert_eq!(walk(&p, &["a", ""]), Some(f));
+        assert_eq!(walk(&p, &["a."]), Some(f));
+        // Linear in the number of dots (this used to be quadratic).
+        let dots = ".".repeat(5000);
+        let g = p.add(&dots);
+        assert_eq!(walk(&p, &[&dots]), Some(g));
+        assert!(p.len() < 5100);
+        p.remove(&dots);
+        p.remove("a.");
+        assert!(!p.node(ROOT).has_children());
     }
 }

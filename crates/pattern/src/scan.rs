@@ -158,7 +158,7 @@ impl<S: Sink> Scanner<'_, '_, S> {
         let n = self.paths.node(node);
         match self.peek() {
             Some(b'{') => {
-                if n.children.is_empty() {
+                if !n.has_children() {
                     return self.skip_value(depth);
                 }
                 if depth >= self.max_depth {
