@@ -604,3 +604,116 @@ fn assert_send_sync() {
     is::<Matcher<String>>();
     is::<Scratch>();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventErrorKind;
+
+    /// Builds a matcher from (id, pattern) pairs and checks which ids match.
+    fn check(patterns: &[(u32, &str)], event: &str, expect: &[u32]) {
+        let mut m = Matcher::new();
+        for (id, p) in patterns {
+            m.add(*id, &Pattern::parse(p).unwrap());
+        }
+        let mut got = m.matches(event.as_bytes()).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, expect, "{event}");
+    }
+
+    #[test]
+    fn matches_many_at_once() {
+        let ps = [
+            (1, r#"{"source":["aws.s3"]}"#),
+            (
+                2,
+                r#"{"source":["aws.s3"],"detail":{"eventName":[{"prefix":"Delete"}]}}"#,
+            ),
+            (
+                3,
+                r#"{"detail":{"eventName":["DeleteBucket"],"errorCode":[{"exists":false}]}}"#,
+            ),
+            (
+                4,
+                r#"{"detail":{"$or":[{"a":["1"]},{"eventName":[{"suffix":"Bucket"}]}]}}"#,
+            ),
+            (5, r#"{"detail":{"x":[{"exists":false}]}}"#),
+            (6, r#"{"source":["aws.ec2"]}"#),
+        ];
+        let event = r#"{"source":"aws.s3","detail":{"eventName":"DeleteBucket"}}"#;
+        check(&ps, event, &[1, 2, 3, 4, 5]);
+        check(&ps, r#"{"source":"aws.ec2","detail":{"x":1}}"#, &[6]);
+    }
+
+    #[test]
+    fn escaped_and_dotted_keys() {
+        let ps = [(1, r#"{"a":{"b.c":["x"]}}"#), (2, r#"{"é":["\u00e9"]}"#)];
+        check(&ps, r#"{"a.b":{"c":"x"}}"#, &[1]);
+        check(&ps, r#"{"a":{"b":{"c":"x"}}}"#, &[1]);
+        check(&ps, r#"{"\u0061":{"b.c":"\u0078"}}"#, &[1]);
+        check(&ps, r#"{"\u00e9":"é"}"#, &[2]);
+    }
+
+    #[test]
+    fn add_remove_replace() {
+        let mut m = Matcher::new();
+        let a = Pattern::parse(r#"{"k":["a"]}"#).unwrap();
+        let b = Pattern::parse(r#"{"k":["b"]}"#).unwrap();
+        m.add("x", &a);
+        m.add("y", &a);
+        assert_eq!(m.len(), 2);
+        m.add("x", &b); // replaces
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.matches(br#"{"k":"a"}"#).unwrap(), ["y"]);
+        assert_eq!(m.matches(br#"{"k":"b"}"#).unwrap(), ["x"]);
+        assert!(m.remove(&"y"));
+        assert!(!m.remove(&"y"));
+        assert!(m.matches(br#"{"k":"a"}"#).unwrap().is_empty());
+        assert!(m.remove(&"x"));
+        assert!(m.is_empty());
+        assert!(m.matches(br#"{"k":"b"}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scratch_reuse_across_matchers() {
+        let mut small = Matcher::new();
+        small.add(1, &Pattern::parse(r#"{"a":["x"]}"#).unwrap());
+        let mut big = Matcher::new();
+        for i in 0..50 {
+            big.add(i, &Pattern::parse(&format!(r#"{{"b{i}":["y"]}}"#)).unwrap());
+        }
+        let (mut s, mut out) = (Scratch::default(), Vec::new());
+        for _ in 0..3 {
+            small
+                .matches_with(br#"{"a":"x"}"#, &mut s, &mut out)
+                .unwrap();
+            assert_eq!(out, [1]);
+            big.matches_with(br#"{"b7":"y","a":"x"}"#, &mut s, &mut out)
+                .unwrap();
+            assert_eq!(out, [7]);
+        }
+    }
+
+    #[test]
+    fn event_errors() {
+        let mut m = Matcher::new();
+        m.add(1, &Pattern::parse(r#"{"a":{"b":["x"]}}"#).unwrap());
+        let err = |e: &str| m.matches(e.as_bytes()).unwrap_err();
+        assert_eq!(
+            err(r#"{"a":"#).kind(),
+            EventErrorKind::Syntax("unexpected end of input")
+        );
+        assert_eq!(err(r#"[1]"#).kind(), EventErrorKind::NotAnObject);
+        assert_eq!(err(r#"{"a":{"b":"\q"}}"#).offset(), 12);
+        assert!(matches!(
+            err(r#"{"a":{"b":"x"}} x"#).kind(),
+            EventErrorKind::Syntax(_)
+        ));
+        let deep = format!(r#"{{"z":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
+        assert_eq!(err(&deep).kind(), EventErrorKind::TooDeep);
+        m.set_max_depth(400);
+        assert!(m.matches(deep.as_bytes()).is_ok());
+        m.set_max_depth(usize::MAX);
+        assert_eq!(m.max_depth(), MAX_DEPTH_LIMIT);
+    }
+}
