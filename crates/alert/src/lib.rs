@@ -176,11 +176,28 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The CloudTrail console link for one event, by its id, in the event's region.
+/// The CloudTrail console link for one event, by its id, in the event's region
+/// (`https://<region>.console.aws.amazon.com/cloudtrailv2/home?region=<region>#/events/<id>`).
+/// China and GovCloud regions use their partition's console domain; an empty region falls
+/// back to us-east-1, where global services log.
 pub fn console_url(region: &str, event_id: &str) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}"
-    )
+    let region = if region.is_empty() {
+        "us-east-1"
+    } else {
+        region
+    };
+    let domain = if region.starts_with("cn-") {
+        "console.amazonaws.cn"
+    } else if region.starts_with("us-gov-") {
+        "console.amazonaws-us-gov.com"
+    } else {
+        "console.aws.amazon.com"
+    };
+    let event_id: String = event_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("https://{region}.{domain}/cloudtrailv2/home?region={region}#/events/{event_id}")
 }
 
 #[cfg(test)]
@@ -204,5 +221,16 @@ mod tests {
             console_url("eu-west-1", "abc-123"),
             "https://eu-west-1.console.aws.amazon.com/cloudtrailv2/home?region=eu-west-1#/events/abc-123"
         );
+        assert_eq!(
+            console_url("cn-north-1", "e"),
+            "https://cn-north-1.console.amazonaws.cn/cloudtrailv2/home?region=cn-north-1#/events/e"
+        );
+        assert_eq!(
+            console_url("us-gov-west-1", "e"),
+            "https://us-gov-west-1.console.amazonaws-us-gov.com/cloudtrailv2/home?region=us-gov-west-1#/events/e"
+        );
+        assert!(console_url("", "e").starts_with("https://us-east-1.console.aws.amazon.com/"));
+        // Nothing from the event can break out of the fragment.
+        assert!(console_url("eu-west-1", "x\"><script>").ends_with("#/events/xscript"));
     }
 }

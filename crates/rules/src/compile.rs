@@ -121,6 +121,7 @@ pub struct RuleSet {
     pub(crate) root: Context<'static>,
     pub(crate) templates: Templates,
     pub(crate) accounts: BTreeMap<String, String>,
+    pub(crate) config_json: serde_json::Value,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -260,6 +261,7 @@ impl RuleSet {
             root: root_context(config),
             templates,
             accounts: config.accounts.clone(),
+            config_json: crate::cel::config_json(config),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use cel_interpreter::Value as CelValue;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use trailwatch_alert::{Alert, AlertOrigin, Principal, Severity, console_url};
 use trailwatch_event::Event;
 
@@ -12,6 +12,38 @@ use crate::cel::{to_cel, to_json, to_key_string};
 use crate::compile::{Rule, RuleSet};
 use crate::for_each::expand;
 use crate::suppress::Subject;
+
+/// What templates see: references into the event's facts, serialized straight into
+/// template values (no intermediate JSON copy).
+#[derive(serde::Serialize)]
+struct TemplateContext<'a> {
+    record: &'a Value,
+    event: &'a Value,
+    item: &'a Value,
+    config: &'a Value,
+    principal: &'a Principal,
+    account: &'a str,
+    account_alias: Option<&'a str>,
+    region: &'a str,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    event_time: &'a str,
+    event_name: &'a str,
+    event_source: &'a str,
+    event_id: &'a str,
+    console_url: &'a str,
+    severity: &'static str,
+    rule: RuleInfo<'a>,
+    #[serde(flatten)]
+    vars: std::collections::BTreeMap<&'a str, &'a Value>,
+}
+
+#[derive(serde::Serialize)]
+struct RuleInfo<'a> {
+    id: &'a str,
+    title: &'a str,
+    description: &'a str,
+}
 
 /// Per-thread scratch space for [`RuleSet::evaluate`]; reuse it across events.
 #[derive(Debug, Default)]
@@ -94,6 +126,30 @@ pub fn principal_of(record: &Value) -> Principal {
     }
 }
 
+/// The envelope as a CEL value, sharing the already converted record as `detail`.
+fn envelope_to_cel(envelope: &Value, record_cel: &CelValue) -> CelValue {
+    let Value::Object(o) = envelope else {
+        return to_cel(envelope);
+    };
+    let map = o
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "detail" {
+                record_cel.clone()
+            } else {
+                to_cel(v)
+            };
+            (
+                cel_interpreter::objects::Key::String(std::sync::Arc::new(k.clone())),
+                v,
+            )
+        })
+        .collect::<std::collections::HashMap<_, _>>();
+    CelValue::Map(cel_interpreter::objects::Map {
+        map: std::sync::Arc::new(map),
+    })
+}
+
 /// FNV-1a 64, for stable short keys.
 pub(crate) fn fnv64(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -163,9 +219,10 @@ impl Facts {
             .or_else(|| Some(meta.account.clone()).filter(|a| !a.is_empty()))
             .or_else(|| principal.account_id.clone())
             .unwrap_or_default();
+        let record_cel = to_cel(&record);
         Facts {
-            record_cel: to_cel(&record),
-            envelope_cel: to_cel(&envelope),
+            record_cel: record_cel.clone(),
+            envelope_cel: envelope_to_cel(&envelope, &record_cel),
             event_id: meta.event_id.clone().unwrap_or_else(|| meta.id.clone()),
             region: s(&record, "awsRegion").unwrap_or_else(|| meta.region.clone()),
             source_ip: s(&record, "sourceIPAddress"),
@@ -354,30 +411,30 @@ impl RuleSet {
         } else {
             service_console_url(&f.envelope, &f.region)
         };
-        let mut ctx = json!({
-            "record": f.record,
-            "event": f.envelope,
-            "item": item,
-            "config": to_json(&self.root.get_variable("config").unwrap_or(CelValue::Null)),
-            "principal": f.principal,
-            "account": f.account,
-            "account_alias": alias,
-            "region": f.region,
-            "source_ip": f.source_ip,
-            "user_agent": f.user_agent,
-            "event_time": f.event_time,
-            "event_name": f.event_name,
-            "event_source": f.event_source,
-            "event_id": f.event_id,
-            "console_url": url,
-            "severity": severity.as_str(),
-            "rule": {"id": rule.id, "title": rule.title, "description": rule.description},
-        });
-        if let Some(o) = ctx.as_object_mut() {
-            for (k, v) in vars {
-                o.insert(k.clone(), v.clone());
-            }
-        }
+        let ctx = TemplateContext {
+            record: &f.record,
+            event: &f.envelope,
+            item,
+            config: &self.config_json,
+            principal: &f.principal,
+            account: &f.account,
+            account_alias: alias.as_deref(),
+            region: &f.region,
+            source_ip: f.source_ip.as_deref(),
+            user_agent: f.user_agent.as_deref(),
+            event_time: &f.event_time,
+            event_name: &f.event_name,
+            event_source: &f.event_source,
+            event_id: &f.event_id,
+            console_url: &url,
+            severity: severity.as_str(),
+            rule: RuleInfo {
+                id: &rule.id,
+                title: &rule.title,
+                description: &rule.description,
+            },
+            vars: vars.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        };
         let early = minijinja::Value::from(minijinja::value::Serde(&ctx));
         let mut fields = std::collections::BTreeMap::new();
         for name in &rule.fields {
@@ -393,11 +450,10 @@ impl RuleSet {
             })
             .filter(|r| !r.trim().is_empty())
             .collect();
-        if let Some(o) = ctx.as_object_mut() {
-            o.insert("fields".into(), json!(fields));
-            o.insert("resources".into(), json!(resources));
-        }
-        let late = minijinja::Value::from(minijinja::value::Serde(&ctx));
+        let late = minijinja::value::merge_maps([
+            minijinja::context! { fields => &fields, resources => &resources },
+            early,
+        ]);
         let title = self.templates.render(&format!("{}#title", rule.id), &late);
         let facts = self.templates.facts(&late);
         let body = if rule.has_body {
@@ -444,6 +500,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn ruleset_is_send_and_sync() {
