@@ -36,8 +36,14 @@ pub enum Item {
     Skipped(Skipped),
 }
 
-/// What one call to [`decode`] did. Reconciles: every record seen is counted once in
-/// `events + objects + digests + skipped_records`.
+/// What one call to [`decode`] did.
+///
+/// Every item handed to the sink is counted once: `events + objects + digests +
+/// skipped_records + skipped_inputs` items. `skipped_records` includes `notices` (S3 test
+/// events and ignored notifications: no record lost) and `repaired` (structural flaws read
+/// past: no record lost); the records actually lost one by one are
+/// `skipped_records - notices - repaired`. Inputs cut short add to `skipped_inputs`, with
+/// an unknown number of records lost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DecodeSummary {
     /// Events delivered.
@@ -46,8 +52,13 @@ pub struct DecodeSummary {
     pub objects: u64,
     /// Digest files delivered.
     pub digests: u64,
-    /// Records (or documents, or notices) skipped one by one.
+    /// Skip items at record level: lost records, notices and repaired flaws.
     pub skipped_records: u64,
+    /// Of `skipped_records`: notifications set aside that carry no records (S3 test event,
+    /// deleted-object and other ignored notifications).
+    pub notices: u64,
+    /// Of `skipped_records`: structural flaws read past without losing a record.
+    pub repaired: u64,
     /// Whole-input failures (empty, truncated, corrupt, over the cap).
     pub skipped_inputs: u64,
     /// Bytes read from the reader (compressed size for gzip).
@@ -57,9 +68,19 @@ pub struct DecodeSummary {
 }
 
 impl DecodeSummary {
-    /// Records seen: each one became exactly one item.
+    /// Records (documents, notifications) seen: each became exactly one item.
     pub fn records_seen(&self) -> u64 {
-        self.events + self.objects + self.digests + self.skipped_records
+        self.events + self.objects + self.digests + self.skipped_records - self.repaired
+    }
+
+    /// Records lost one by one (skipped for a reason other than a notice or a repair).
+    pub fn records_lost(&self) -> u64 {
+        self.skipped_records - self.notices - self.repaired
+    }
+
+    /// Items handed to the sink.
+    pub fn items(&self) -> u64 {
+        self.events + self.objects + self.digests + self.skipped_records + self.skipped_inputs
     }
 
     /// Adds another summary into this one.
@@ -68,6 +89,8 @@ impl DecodeSummary {
         self.objects += o.objects;
         self.digests += o.digests;
         self.skipped_records += o.skipped_records;
+        self.notices += o.notices;
+        self.repaired += o.repaired;
         self.skipped_inputs += o.skipped_inputs;
         self.bytes_in += o.bytes_in;
         self.bytes_decompressed += o.bytes_decompressed;
@@ -205,9 +228,18 @@ impl Ctx<'_> {
             Item::Event(_) => s.events += 1,
             Item::Object(_) => s.objects += 1,
             Item::Digest(_) => s.digests += 1,
-            Item::Skipped(k) => match k.scope {
-                SkipScope::Record => s.skipped_records += 1,
-                SkipScope::Input => s.skipped_inputs += 1,
+            Item::Skipped(k) => match (k.scope, k.records_lost) {
+                (SkipScope::Input, _) => s.skipped_inputs += 1,
+                (SkipScope::Record, Some(0)) => {
+                    s.skipped_records += 1;
+                    match k.reason {
+                        SkipReason::S3TestEvent | SkipReason::UnsupportedNotification(_) => {
+                            s.notices += 1
+                        }
+                        _ => s.repaired += 1,
+                    }
+                }
+                (SkipScope::Record, _) => s.skipped_records += 1,
             },
         }
         (self.sink)(item);

@@ -90,10 +90,11 @@ impl fmt::Display for SkipReason {
 /// Whether a skip concerns one record or the rest of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipScope {
-    /// One record, element or document; decoding went on with the next one.
+    /// One record, element or document (or a flaw read past); decoding went on with the
+    /// next one.
     Record,
-    /// The input as a whole (empty, truncated, corrupt, over the cap, or a structural flaw
-    /// read past); whatever came before the failure was still delivered.
+    /// The input as a whole (empty, truncated, corrupt, over the cap); whatever came before
+    /// the failure was still delivered.
     Input,
 }
 
@@ -140,7 +141,7 @@ impl Skipped {
             provenance,
             reason,
             records_lost: Some(0),
-            scope: SkipScope::Input,
+            scope: SkipScope::Record,
         }
     }
 

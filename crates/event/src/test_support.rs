@@ -111,7 +111,8 @@ pub(crate) fn check(input: &[u8], expect: &str) -> (Vec<Item>, DecodeSummary) {
 }
 
 pub(crate) fn assert_reconciles(items: &[Item], s: &DecodeSummary) {
-    assert_eq!(items.len() as u64, s.records_seen() + s.skipped_inputs);
+    assert_eq!(items.len() as u64, s.items());
+    assert_eq!(s.items(), s.records_seen() + s.repaired + s.skipped_inputs);
     for item in items {
         if let Item::Event(e) = item {
             let v: serde_json::Value = serde_json::from_str(e.json()).expect("envelope is JSON");
