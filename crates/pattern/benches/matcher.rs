@@ -191,6 +191,28 @@ fn exact_rules(n: usize, s: &Sample) -> Vec<String> {
         .collect()
 }
 
+/// Prefix rules on eventName: short prefixes of seen names, then prefixes
+/// no name has.
+fn prefix_rules(n: usize, s: &Sample) -> Vec<String> {
+    let names: BTreeSet<&str> = s.pairs.iter().map(|(_, n)| n.as_str()).collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    (0..n)
+        .map(|i| {
+            let name = names[i % names.len()];
+            let head: String = name.chars().take(3 + i % 8).collect();
+            let p = if i < names.len() {
+                head
+            } else {
+                format!("{head}X{i}")
+            };
+            format!(
+                r#"{{"detail":{{"eventName":[{{"prefix":{}}}]}}}}"#,
+                json(&p)
+            )
+        })
+        .collect()
+}
+
 /// Every operator on realistic fields. The first 1,000 rules use values
 /// seen in the corpus; beyond that, event names the corpus never uses, as in
 /// `exact_rules` (large rule sets mostly watch for rare calls).
@@ -349,6 +371,8 @@ fn benches(c: &mut Criterion) {
         ("exact_100", exact_rules(100, &sample)),
         ("exact_1000", exact_rules(1_000, &sample)),
         ("exact_10000", exact_rules(10_000, &sample)),
+        ("prefix_100", prefix_rules(100, &sample)),
+        ("prefix_10000", prefix_rules(10_000, &sample)),
         ("mixed_1000", mixed_rules(1_000, &sample)),
         ("mixed_10000", mixed_rules(10_000, &sample)),
     ];

@@ -64,6 +64,9 @@ pub enum EventErrorKind {
     TooDeep,
     /// The document is valid JSON but not an object.
     NotAnObject,
+    /// Arrays in the event made the array-consistency search exceed its
+    /// step budget (only adversarial events do this).
+    TooComplex,
 }
 
 /// An event that could not be read: invalid JSON, nesting deeper than the
@@ -96,6 +99,7 @@ impl EventError {
             EventErrorKind::Syntax(r) => r,
             EventErrorKind::TooDeep => "nesting is deeper than the depth limit",
             EventErrorKind::NotAnObject => "an event must be a JSON object",
+            EventErrorKind::TooComplex => "array combinations exceed the matching search budget",
         }
     }
 }

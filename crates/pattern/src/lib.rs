@@ -31,6 +31,6 @@ mod scan;
 mod wildcard;
 
 pub use error::{EventError, EventErrorKind, PatternError};
-pub use matcher::{MAX_DEPTH_LIMIT, Matcher, Scratch};
+pub use matcher::{MAX_DEPTH_LIMIT, Matcher, SEARCH_BUDGET, Scratch};
 pub use pattern::{MAX_OR_COMBINATIONS, Pattern};
 pub use reference::DEFAULT_MAX_DEPTH;

@@ -29,6 +29,11 @@ pub const MAX_DEPTH_LIMIT: usize = 1024;
 
 const NONE: u32 = u32::MAX;
 
+/// Steps the array-consistency search may take per event. Ordinary events
+/// need a handful; only adversarial arrays could need more, and those are
+/// rejected rather than allowed to stall the matcher.
+pub const SEARCH_BUDGET: u32 = 1 << 20;
+
 #[derive(Debug, Clone)]
 struct Slot {
     field: u32,
@@ -320,12 +325,19 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
         scratch.bufs = bufs;
         r?;
         let s = scratch;
+        let mut budget = SEARCH_BUDGET;
+        let exhausted = |out: &mut Vec<Id>| {
+            out.clear();
+            EventError::new(EventErrorKind::TooComplex, 0)
+        };
         for k in 0..s.touched.len() {
             let b = s.touched[k];
-            self.confirm(b, event_json, s, out);
+            self.confirm(b, event_json, s, out, &mut budget)
+                .map_err(|Exhausted| exhausted(out))?;
         }
         for &b in &self.always {
-            self.confirm(b, event_json, s, out);
+            self.confirm(b, event_json, s, out, &mut budget)
+                .map_err(|Exhausted| exhausted(out))?;
         }
         Ok(())
     }
@@ -358,13 +370,20 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
 
     /// Checks a nominated branch against the event and records its pattern
     /// on success.
-    fn confirm(&self, b: u32, event: &[u8], s: &mut Scratch, out: &mut Vec<Id>) {
+    fn confirm(
+        &self,
+        b: u32,
+        event: &[u8],
+        s: &mut Scratch,
+        out: &mut Vec<Id>,
+        budget: &mut u32,
+    ) -> Result<(), Exhausted> {
         let Some(info) = &self.branches[b as usize] else {
-            return;
+            return Ok(());
         };
         let e = info.pattern as usize;
         if s.entry_stamp[e] == s.epoch {
-            return; // another branch of the pattern already matched
+            return Ok(()); // another branch of the pattern already matched
         }
         let mut cands = std::mem::take(&mut s.cands);
         cands.clear();
@@ -398,11 +417,21 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
                 break;
             }
         }
+        let mut result = Ok(());
         if ok && (info.any_absent || in_arrays) {
-            let mut chosen = std::mem::take(&mut s.chosen);
-            chosen.clear();
-            ok = dfs(info, 0, &cands, &mut chosen, s);
-            s.chosen = chosen;
+            ok = absences_possible(info, &cands, s);
+            if ok {
+                let mut chosen = std::mem::take(&mut s.chosen);
+                chosen.clear();
+                match dfs(info, 0, &cands, &mut chosen, s, budget) {
+                    Ok(found) => ok = found,
+                    Err(x) => {
+                        ok = false;
+                        result = Err(x);
+                    }
+                }
+                s.chosen = chosen;
+            }
         }
         s.cands = cands;
         if ok {
@@ -411,6 +440,7 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
                 out.push(en.id.clone());
             }
         }
+        result
     }
 }
 
@@ -426,6 +456,40 @@ fn to_u32(x: usize) -> u32 {
     u32::try_from(x).unwrap_or(u32::MAX)
 }
 
+/// The search ran out of [`SEARCH_BUDGET`].
+struct Exhausted;
+
+/// A quick necessary condition: a slot that can only be satisfied by
+/// absence fails when its field has a value outside every array the
+/// candidates use, since such a value fits any choice. This settles the
+/// common cases before the search, and keeps the search from enumerating
+/// combinations that are all doomed.
+fn absences_possible(info: &BranchInfo, cands: &[(u32, u32)], s: &Scratch) -> bool {
+    info.slots.iter().enumerate().all(|(k, sl)| {
+        let k = to_u32(k);
+        if !sl.absent_ok || cands.iter().any(|&(x, _)| x == k) {
+            return true;
+        }
+        let f = sl.field as usize;
+        if s.field_stamp[f] != s.epoch {
+            return true;
+        }
+        let mut v = s.field_head[f];
+        while v != NONE {
+            let free = s.trail(v).iter().all(|&(arr, _)| {
+                !cands
+                    .iter()
+                    .any(|&(_, c)| s.trail(c).iter().any(|&(a, _)| a == arr))
+            });
+            if free {
+                return false;
+            }
+            v = s.vals[v as usize].next;
+        }
+        true
+    })
+}
+
 /// Is there an array-consistent choice of one matching value per slot (or
 /// absence, where allowed) such that no absent slot has a value that is
 /// consistent with the choice? `cands` is ordered by slot.
@@ -435,9 +499,11 @@ fn dfs(
     cands: &[(u32, u32)],
     chosen: &mut Vec<u32>,
     s: &Scratch,
-) -> bool {
+    budget: &mut u32,
+) -> Result<bool, Exhausted> {
+    *budget = budget.checked_sub(1).ok_or(Exhausted)?;
     let Some(sl) = info.slots.get(slot) else {
-        return absences_hold(info, chosen, s);
+        return Ok(absences_hold(info, chosen, s));
     };
     let slot32 = to_u32(slot);
     let start = cands.partition_point(|&(x, _)| x < slot32);
@@ -455,20 +521,20 @@ fn dfs(
         tried = Some(key);
         if chosen.iter().all(|&c| consistent(s, c, val)) {
             chosen.push(val);
-            let ok = dfs(info, slot + 1, cands, chosen, s);
+            let ok = dfs(info, slot + 1, cands, chosen, s, budget);
             chosen.pop();
-            if ok {
-                return true;
+            if ok? {
+                return Ok(true);
             }
         }
     }
     if sl.absent_ok {
         chosen.push(NONE);
-        let ok = dfs(info, slot + 1, cands, chosen, s);
+        let ok = dfs(info, slot + 1, cands, chosen, s, budget);
         chosen.pop();
         return ok;
     }
-    false
+    Ok(false)
 }
 
 /// For each slot chosen absent: no value of its field fits the choice.
@@ -715,5 +781,35 @@ mod tests {
         assert!(m.matches(deep.as_bytes()).is_ok());
         m.set_max_depth(usize::MAX);
         assert_eq!(m.max_depth(), MAX_DEPTH_LIMIT);
+    }
+
+    #[test]
+    fn adversarial_arrays_stay_bounded() {
+        // Three fields in separate arrays and a field whose absence is
+        // required: 300^3 combinations if searched naively.
+        let p = r#"{"a":[{"exists":true}],"b":[{"exists":true}],"c":[{"exists":true}],"d":[{"exists":false}]}"#;
+        let list = |n: usize| format!("[{}]", vec!["1"; n].join(","));
+        let mut m = Matcher::new();
+        m.add(1, &Pattern::parse(p).unwrap());
+        let top = format!(r#"{{"a":{0},"b":{0},"c":{0},"d":1}}"#, list(300));
+        assert!(m.matches(top.as_bytes()).unwrap().is_empty());
+        let nested = format!(r#"{{"a":{0},"b":{0},"c":{0},"d":[1]}}"#, list(300));
+        assert!(m.matches(nested.as_bytes()).unwrap().is_empty());
+        // Absence that depends on the choice still works.
+        let ok = r#"{"x":[{"a":1,"b":2,"c":3},{"a":1,"b":2,"c":3,"d":4}]}"#;
+        let mut m2 = Matcher::new();
+        m2.add(
+            1,
+            &Pattern::parse(r#"{"x":{"a":[1],"b":[2],"c":[3],"d":[{"exists":false}]}}"#).unwrap(),
+        );
+        assert_eq!(m2.matches(ok.as_bytes()).unwrap(), [1]);
+        // When the pre-check cannot help, the budget stops the search.
+        let mut m3 = Matcher::new();
+        let p3 =
+            r#"{"x":{"a":[1],"d":[{"exists":false}]},"b":[{"exists":true}],"c":[{"exists":true}]}"#;
+        m3.add(1, &Pattern::parse(p3).unwrap());
+        let hard = format!(r#"{{"x":[{{"a":1,"d":1}}],"b":{0},"c":{0}}}"#, list(1100));
+        let err = m3.matches(hard.as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), EventErrorKind::TooComplex);
     }
 }
