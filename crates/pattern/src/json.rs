@@ -2,6 +2,8 @@
 //! records byte spans. Patterns and case files are small, so a tree is fine
 //! here; the matcher's hot path never builds one (see `scan`).
 
+use memchr::memchr2;
+
 /// A parsed JSON value. Object members keep their order and duplicates;
 /// callers decide what duplicates mean.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +176,7 @@ impl Parser<'_> {
     /// Parses a string starting at the opening quote.
     fn string(&mut self) -> Result<String, SyntaxError> {
         let open = self.i;
-        let close = string_end(self.b, open + 1).map_err(|off| SyntaxError {
+        let (close, _) = string_end(self.b, open + 1).map_err(|off| SyntaxError {
             offset: off,
             reason: "unterminated string",
         })?;
@@ -188,17 +190,49 @@ impl Parser<'_> {
     }
 }
 
-/// Finds the closing quote of a string whose content starts at `i`.
-/// Returns the offset of the opening-less end on error.
-pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<usize, usize> {
+/// Finds the closing quote of a string whose content starts at `i`:
+/// (its offset, whether the string has escapes). `Err(len)` when the
+/// string is unterminated.
+#[inline]
+pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize> {
+    let mut escaped = false;
     loop {
-        match b.get(i) {
+        match find_quote_or_backslash(b, i) {
             None => return Err(b.len()),
-            Some(b'"') => return Ok(i),
-            Some(b'\\') => i += 2,
-            Some(_) => i += 1,
+            Some(j) if b[j] == b'"' => return Ok((j, escaped)),
+            Some(j) => {
+                escaped = true;
+                i = j + 2;
+                if i > b.len() {
+                    return Err(b.len());
+                }
+            }
         }
     }
+}
+
+/// The first `"` or `\\` at or after `j`. Most JSON strings are short, so
+/// the first 32 bytes are checked eight at a time in a register (SWAR);
+/// longer strings go to memchr's vectorised search.
+#[inline]
+fn find_quote_or_backslash(b: &[u8], mut j: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let stop = b.len().min(j + 32);
+    while j + 8 <= stop {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[j..j + 8]);
+        let w = u64::from_le_bytes(w);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        // A zero byte in q or s marks a hit; the lowest flag is exact.
+        let t = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if t != 0 {
+            return Some(j + (t.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    memchr2(b'"', b'\\', b.get(j..)?).map(|off| j + off)
 }
 
 /// Returns the end of the number literal starting at `i`, checking JSON's
@@ -338,6 +372,37 @@ mod tests {
         check("[[[", Err(3));
         check("tru", Err(0));
         check("{} x", Err(3));
+    }
+
+    #[test]
+    fn finds_first_quote_or_backslash() {
+        for (text, from, expect) in [
+            (&b"abc\"def"[..], 0, Some(3)),
+            (b"abcdefgh\\ijk\"", 0, Some(8)),
+            (b"abcdefghijklmnopqrstuvwxyz0123456789\"", 0, Some(36)),
+            (b"\"", 0, Some(0)),
+            (b"abc", 0, None),
+            (b"a\"b\"", 2, Some(3)),
+            (b"", 0, None),
+        ] {
+            assert_eq!(
+                find_quote_or_backslash(text, from),
+                expect,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // Every position and length against the obvious answer.
+        let hay: Vec<u8> = (0..80u8)
+            .map(|i| if i % 23 == 22 { b'"' } else { b'a' + i % 26 })
+            .collect();
+        for j in 0..hay.len() {
+            let naive = hay[j..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\')
+                .map(|p| p + j);
+            assert_eq!(find_quote_or_backslash(&hay, j), naive, "from {j}");
+        }
     }
 
     #[test]

@@ -6,8 +6,6 @@
 //! subtrees are only checked for balanced brackets, string termination and
 //! depth, which keeps skipping at memchr speed.
 
-use memchr::memchr2;
-
 use crate::error::{EventError, EventErrorKind};
 use crate::json;
 use crate::paths::{Paths, ROOT};
@@ -128,27 +126,14 @@ impl<S: Sink> Scanner<'_, '_, S> {
     /// returns (end, has_escape) and leaves `self.i` past the closing quote.
     #[inline]
     fn string_end(&mut self) -> Result<(usize, bool), EventError> {
-        let mut j = self.i;
-        let mut escaped = false;
-        loop {
-            match find_quote_or_backslash(self.b, j) {
-                None => {
-                    self.i = self.b.len();
-                    return Err(self.err("unterminated string"));
-                }
-                Some(at) => {
-                    j = at;
-                    if self.b[j] == b'"' {
-                        self.i = j + 1;
-                        return Ok((j, escaped));
-                    }
-                    escaped = true;
-                    j += 2;
-                    if j > self.b.len() {
-                        self.i = self.b.len();
-                        return Err(self.err("unterminated string"));
-                    }
-                }
+        match json::string_end(self.b, self.i) {
+            Ok((end, escaped)) => {
+                self.i = end + 1;
+                Ok((end, escaped))
+            }
+            Err(_) => {
+                self.i = self.b.len();
+                Err(self.err("unterminated string"))
             }
         }
     }
@@ -335,65 +320,5 @@ impl<S: Sink> Scanner<'_, '_, S> {
             self.i += 1;
         }
         Err(self.err("unexpected end of input"))
-    }
-}
-
-/// The first `"` or `\\` at or after `j`. Most JSON strings are short, so
-/// the first 32 bytes are checked eight at a time in a register (SWAR);
-/// longer strings go to memchr's vectorised search.
-#[inline]
-fn find_quote_or_backslash(b: &[u8], mut j: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let stop = b.len().min(j + 32);
-    while j + 8 <= stop {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[j..j + 8]);
-        let w = u64::from_le_bytes(w);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        // A zero byte in q or s marks a hit; the lowest flag is exact.
-        let t = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
-        if t != 0 {
-            return Some(j + (t.trailing_zeros() / 8) as usize);
-        }
-        j += 8;
-    }
-    memchr2(b'"', b'\\', b.get(j..)?).map(|off| j + off)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::find_quote_or_backslash as find;
-
-    #[test]
-    fn finds_first_quote_or_backslash() {
-        for (text, from, expect) in [
-            (&b"abc\"def"[..], 0, Some(3)),
-            (b"abcdefgh\\ijk\"", 0, Some(8)),
-            (b"abcdefghijklmnopqrstuvwxyz0123456789\"", 0, Some(36)),
-            (b"\"", 0, Some(0)),
-            (b"abc", 0, None),
-            (b"a\"b\"", 2, Some(3)),
-            (b"", 0, None),
-        ] {
-            assert_eq!(
-                find(text, from),
-                expect,
-                "{:?}",
-                String::from_utf8_lossy(text)
-            );
-        }
-        // Every position and length against the obvious answer.
-        let hay: Vec<u8> = (0..80u8)
-            .map(|i| if i % 23 == 22 { b'"' } else { b'a' + i % 26 })
-            .collect();
-        for j in 0..hay.len() {
-            let naive = hay[j..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\')
-                .map(|p| p + j);
-            assert_eq!(find(&hay, j), naive, "from {j}");
-        }
     }
 }
