@@ -272,7 +272,14 @@ fn json_alerts_have_the_documented_fields() {
 
 #[test]
 fn examples_raise_every_builtin_rule() {
-    let run = trailwatch(&["scan", "--format", "json", "examples"]);
+    let run = trailwatch(&[
+        "scan",
+        "--config",
+        "examples/trailwatch.yaml",
+        "--format",
+        "json",
+        "examples",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(errors_count(&run.stderr), 0, "{}", run.stderr);
     let fired: std::collections::BTreeSet<String> = run
@@ -293,7 +300,7 @@ fn examples_raise_every_builtin_rule() {
 
 #[test]
 fn examples_text_output_is_stable() {
-    let run = trailwatch(&["scan", "examples"]);
+    let run = trailwatch(&["scan", "--config", "examples/trailwatch.yaml", "examples"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     common::assert_golden("examples-scan.txt", &run.stdout);
 }
