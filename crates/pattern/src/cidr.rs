@@ -92,49 +92,56 @@ fn parse_v4(s: &str) -> Option<u32> {
     (n == 4).then_some(out)
 }
 
+/// Parses IPv6 without allocating: it runs for event values.
 fn parse_v6(s: &str) -> Option<u128> {
     // Split around "::" (at most one), then parse each side's groups.
     let (head, tail, compressed) = match s.find("::") {
         Some(i) => (&s[..i], &s[i + 2..], true),
         None => (s, "", false),
     };
-    let groups = |part: &str, allow_v4: bool| -> Option<Vec<u16>> {
-        let mut out = Vec::new();
-        if part.is_empty() {
-            return Some(out);
-        }
-        let pieces: Vec<&str> = part.split(':').collect();
-        for (i, p) in pieces.iter().enumerate() {
-            if allow_v4 && i == pieces.len() - 1 && p.contains('.') {
-                let v4 = parse_v4(p)?;
-                out.push((v4 >> 16) as u16);
-                out.push(v4 as u16);
-            } else {
-                if p.is_empty() || p.len() > 4 {
-                    return None;
-                }
-                out.push(u16::from_str_radix(p, 16).ok()?);
-            }
-        }
-        Some(out)
-    };
-    let h = groups(head, !compressed)?;
-    let t = if compressed {
-        groups(tail, true)?
+    let mut h = [0u16; 8];
+    let mut t = [0u16; 8];
+    let nh = groups(head, !compressed, &mut h)?;
+    let nt = if compressed {
+        groups(tail, true, &mut t)?
     } else {
-        Vec::new()
+        0
     };
-    let total = h.len() + t.len();
-    if (compressed && total > 7) || (!compressed && total != 8) {
+    if (compressed && nh + nt > 7) || (!compressed && nh != 8) {
         return None;
     }
-    let mut all = h;
-    all.resize(8 - t.len(), 0);
-    all.extend(t);
+    let mut all = [0u16; 8];
+    all[..nh].copy_from_slice(&h[..nh]);
+    all[8 - nt..].copy_from_slice(&t[..nt]);
     Some(
         all.iter()
             .fold(0u128, |acc, &g| (acc << 16) | u128::from(g)),
     )
+}
+
+/// Parses colon-separated hex groups (the last may be dotted IPv4 when
+/// `allow_v4`) into `out`; returns how many groups were written.
+fn groups(part: &str, allow_v4: bool, out: &mut [u16; 8]) -> Option<usize> {
+    if part.is_empty() {
+        return Some(0);
+    }
+    let mut n = 0;
+    let mut pieces = part.split(':').peekable();
+    while let Some(p) = pieces.next() {
+        if allow_v4 && pieces.peek().is_none() && p.contains('.') {
+            let v4 = parse_v4(p)?;
+            *out.get_mut(n)? = (v4 >> 16) as u16;
+            *out.get_mut(n + 1)? = v4 as u16;
+            n += 2;
+        } else {
+            if p.is_empty() || p.len() > 4 {
+                return None;
+            }
+            *out.get_mut(n)? = u16::from_str_radix(p, 16).ok()?;
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! confirm candidate branches after the index has nominated them.
 
 use crate::cidr;
-use crate::fold::fold;
+use crate::fold;
 use crate::index::Value;
 use crate::number::NumKey;
 use crate::pattern::{AnythingBut, Cond};
@@ -42,9 +42,9 @@ pub(crate) fn cond_matches(cond: &Cond, val: &Val<'_>) -> bool {
         (Cond::Null, Value::Null) => true,
         (Cond::Prefix(p), Value::Str(e)) => e.starts_with(p.as_bytes()),
         (Cond::Suffix(p), Value::Str(e)) => e.ends_with(p.as_bytes()),
-        (Cond::PrefixIc(p), Value::Str(e)) => text(e).is_some_and(|t| fold(t).starts_with(&**p)),
-        (Cond::SuffixIc(p), Value::Str(e)) => text(e).is_some_and(|t| fold(t).ends_with(&**p)),
-        (Cond::EqIc(p), Value::Str(e)) => text(e).is_some_and(|t| *fold(t) == **p),
+        (Cond::PrefixIc(p), Value::Str(e)) => fold::prefix_ic(e, p),
+        (Cond::SuffixIc(p), Value::Str(e)) => fold::suffix_ic(e, p),
+        (Cond::EqIc(p), Value::Str(e)) => fold::eq_ic(e, p),
         (Cond::Wildcard(w), Value::Str(e)) => w.matches(e),
         (Cond::Numeric(r), Value::Num(_)) => val.exact.is_some_and(|x| r.contains(x)),
         (Cond::Cidr(r), Value::Str(e)) => text(e)
@@ -67,10 +67,7 @@ pub(crate) fn excluded(ab: &AnythingBut, val: &Val<'_>) -> bool {
         (AnythingBut::Suffixes(list), Value::Str(e)) => {
             list.iter().any(|x| e.ends_with(x.as_bytes()))
         }
-        (AnythingBut::Ic(list), Value::Str(e)) => text(e).is_some_and(|t| {
-            let f = fold(t);
-            list.iter().any(|x| **x == *f)
-        }),
+        (AnythingBut::Ic(list), Value::Str(e)) => list.iter().any(|x| fold::eq_ic(e, x)),
         (AnythingBut::Wildcards(list), Value::Str(e)) => list.iter().any(|w| w.matches(e)),
         _ => false,
     }

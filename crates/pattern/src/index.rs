@@ -7,7 +7,7 @@
 
 use crate::cidr::IpRange;
 use crate::eval::{self, Val};
-use crate::fold::fold;
+use crate::fold::fold_into;
 use crate::hash::FxMap;
 use crate::number::NumKey;
 use crate::pattern::Cond;
@@ -102,7 +102,10 @@ impl<T: PartialEq> Affix<T> {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct FieldIndex {
     exact: FxMap<Box<[u8]>, Vec<Ref>>,
-    nums: FxMap<NumKey, Vec<Ref>>,
+    /// Numbers exactly representable as doubles, by bits.
+    nums: FxMap<u64, Vec<Ref>>,
+    /// Other number literals, by text.
+    num_literals: FxMap<Box<[u8]>, Vec<Ref>>,
     trues: Vec<Ref>,
     falses: Vec<Ref>,
     nulls: Vec<Ref>,
@@ -140,7 +143,12 @@ impl FieldIndex {
                     self.scan.push((Cond::Cidr(IpRange::single(*ip)), r));
                 }
             }
-            Cond::Num(k) => self.nums.entry(k.clone()).or_default().push(r),
+            Cond::Num(NumKey::Exact(bits)) => self.nums.entry(*bits).or_default().push(r),
+            Cond::Num(NumKey::Literal(l)) => self
+                .num_literals
+                .entry(l.as_bytes().into())
+                .or_default()
+                .push(r),
             Cond::Bool(true) => self.trues.push(r),
             Cond::Bool(false) => self.falses.push(r),
             Cond::Null => self.nulls.push(r),
@@ -180,14 +188,17 @@ impl FieldIndex {
                 remove_ref(&mut self.exact, s.as_bytes(), r);
                 self.scan.retain(|(_, x)| *x != r);
             }
-            Cond::Num(k) => {
-                if let Some(list) = self.nums.get_mut(k) {
-                    list.retain(|x| *x != r);
-                    if list.is_empty() {
-                        self.nums.remove(k);
+            Cond::Num(k) => match k {
+                NumKey::Exact(bits) => {
+                    if let Some(list) = self.nums.get_mut(bits) {
+                        list.retain(|x| *x != r);
+                        if list.is_empty() {
+                            self.nums.remove(bits);
+                        }
                     }
                 }
-            }
+                NumKey::Literal(l) => remove_ref(&mut self.num_literals, l.as_bytes(), r),
+            },
             Cond::Bool(true) => self.trues.retain(|x| *x != r),
             Cond::Bool(false) => self.falses.retain(|x| *x != r),
             Cond::Null => self.nulls.retain(|x| *x != r),
@@ -218,22 +229,18 @@ impl FieldIndex {
     /// Calls `emit` for every condition the value satisfies (possibly more
     /// than once for the same ref).
     #[inline]
-    pub(crate) fn lookup(&self, val: &Val<'_>, emit: &mut impl FnMut(Ref)) {
+    pub(crate) fn lookup(&self, val: &Val<'_>, buf: &mut Vec<u8>, emit: &mut impl FnMut(Ref)) {
         for &r in &self.exists {
             emit(r);
         }
         match val.v {
-            Value::Str(s) => self.lookup_str(s, emit),
+            Value::Str(s) => self.lookup_str(s, buf, emit),
             Value::Num(n) => {
-                if !self.nums.is_empty() {
-                    let key = match val.exact {
-                        Some(f) => NumKey::Exact(f.to_bits()),
-                        None => NumKey::Literal(n.into()),
-                    };
-                    if let Some(list) = self.nums.get(&key) {
-                        list.iter().for_each(|&r| emit(r));
-                    }
-                }
+                let list = match val.exact {
+                    Some(f) => self.nums.get(&f.to_bits()),
+                    None => self.num_literals.get(n.as_bytes()),
+                };
+                list.into_iter().flatten().for_each(|&r| emit(r));
             }
             Value::Bool(true) => self.trues.iter().for_each(|&r| emit(r)),
             Value::Bool(false) => self.falses.iter().for_each(|&r| emit(r)),
@@ -246,7 +253,7 @@ impl FieldIndex {
         }
     }
 
-    fn lookup_str(&self, s: &[u8], emit: &mut impl FnMut(Ref)) {
+    fn lookup_str(&self, s: &[u8], buf: &mut Vec<u8>, emit: &mut impl FnMut(Ref)) {
         if let Some(list) = self.exact.get(s) {
             list.iter().for_each(|&r| emit(r));
         }
@@ -273,9 +280,8 @@ impl FieldIndex {
         }
         let needs_fold =
             !self.eq_ic.is_empty() || !self.prefix_ic.is_empty() || !self.suffix_ic.is_empty();
-        if let (true, Ok(text)) = (needs_fold, std::str::from_utf8(s)) {
-            let folded = fold(text);
-            let f = folded.as_bytes();
+        if needs_fold && fold_into(s, buf) {
+            let f = &buf[..];
             if let Some(list) = self.eq_ic.get(f) {
                 list.iter().for_each(|&r| emit(r));
             }
@@ -288,6 +294,7 @@ impl FieldIndex {
     pub(crate) fn is_empty(&self) -> bool {
         self.exact.is_empty()
             && self.nums.is_empty()
+            && self.num_literals.is_empty()
             && self.trues.is_empty()
             && self.falses.is_empty()
             && self.nulls.is_empty()
@@ -313,7 +320,8 @@ impl FieldIndex {
             |a: &Affix<Ref>, k: &[u8]| a.map.get(k).map_or(0, Vec::len) + 64 / (k.len() + 1);
         match cond {
             Cond::Str(s, _) => bucket(&self.exact, s.as_bytes()),
-            Cond::Num(k) => self.nums.get(k).map_or(0, Vec::len),
+            Cond::Num(NumKey::Exact(bits)) => self.nums.get(bits).map_or(0, Vec::len),
+            Cond::Num(NumKey::Literal(l)) => bucket(&self.num_literals, l.as_bytes()),
             Cond::Bool(true) => self.trues.len(),
             Cond::Bool(false) => self.falses.len(),
             Cond::Null => self.nulls.len(),

@@ -110,6 +110,8 @@ pub struct Scratch {
     vals: Vec<ValRec>,
     /// Unescaped strings.
     strbuf: Vec<u8>,
+    /// Case-folded value for the index.
+    fold_buf: Vec<u8>,
     field_stamp: Vec<u32>,
     field_head: Vec<u32>,
     branch_stamp: Vec<u32>,
@@ -652,7 +654,7 @@ impl<Id> Sink for Collect<'_, '_, '_, Id> {
         }
         let val = val_of(&s.vals[vi as usize], &s.strbuf, self.event);
         let (stamps, touched, epoch) = (&mut s.branch_stamp, &mut s.touched, s.epoch);
-        index.lookup(&val, &mut |r: Ref| {
+        index.lookup(&val, &mut s.fold_buf, &mut |r: Ref| {
             let b = r.branch as usize;
             if stamps[b] != epoch {
                 stamps[b] = epoch;
