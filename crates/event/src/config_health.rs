@@ -38,11 +38,11 @@ struct ConfigNotification<'a> {
 /// Turns an AWS Config SNS message into the envelope EventBridge would have delivered.
 ///
 /// The `detail` is the message verbatim (EventBridge's detail carries the same members);
-/// `resources` is left empty; the id is a UUID v5 of the SNS message id where known, else of
-/// the message text. Other Config message types are skipped with their name.
+/// `resources` is left empty; the id is a UUID v5 of the message text, so the same
+/// notification gets the same id however it is wrapped or redelivered. Other Config message
+/// types are skipped with their name.
 pub(crate) fn from_config_notification(
     text: &str,
-    sns_message_id: Option<&str>,
     provenance: Provenance,
 ) -> Result<Event, SkipReason> {
     let text = text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
@@ -68,7 +68,7 @@ pub(crate) fn from_config_notification(
         field: "notificationCreationTime",
         msg: format!("not an ISO 8601 time: {:?}", created.as_str()),
     })?;
-    let id = derived_uuid(SOURCE_CONFIG, sns_message_id.unwrap_or(text));
+    let id = derived_uuid(SOURCE_CONFIG, text);
     Ok(Event::from_parts(
         EnvelopeParts {
             id,

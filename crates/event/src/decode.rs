@@ -373,8 +373,7 @@ impl Ctx<'_> {
             };
         }
         if probe.config_message_type.is_some() {
-            let sns_id = prov.message_id.clone();
-            return match from_config_notification(text, sns_id.as_deref(), prov.clone()) {
+            return match from_config_notification(text, prov.clone()) {
                 Ok(e) => self.emit(Item::Event(e)),
                 Err(r) => self.skip_record(prov, r),
             };

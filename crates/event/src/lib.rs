@@ -12,6 +12,24 @@
 //! - [`Item::Digest`]: a [`DigestFile`], set aside for the integrity check;
 //! - [`Item::Skipped`]: a [`Skipped`] record or input, with origin, position and reason.
 //!
+//! # Decisions worth knowing
+//!
+//! - **Envelope id.** EventBridge gives each event a random id; here it is a UUID v5 of the
+//!   record's `eventID` ([`envelope::event_uuid`]), so the same event always gets the same
+//!   id, however and however often it arrives (useful for de-duplication).
+//! - **Sign-in detail-type.** The EventBridge user guide spells it "AWS Console Signin via
+//!   CloudTrail" in one list, while delivered events and the brief use "AWS Console Sign In
+//!   via CloudTrail"; the latter is used.
+//! - **`@timestamp`.** Log shippers (logstash, as in the OTRF dataset) move `eventTime` to
+//!   `@timestamp`; when `eventTime` is absent, `@timestamp` gives the envelope time. `detail`
+//!   stays verbatim either way.
+//! - **Exports.** A Splunk HEC-style line `{"time":..,"event":{record}}` is unwrapped.
+//! - **Repairs.** A missing comma between two records of a `Records` array is reported (a
+//!   record-level skip with no record lost, counted in [`DecodeSummary::repaired`]) and
+//!   decoding reads on; any other structural damage ends the input with a skip.
+//! - **Counting.** Every record, element or document seen becomes exactly one item; see
+//!   [`DecodeSummary`] for how the counts reconcile.
+//!
 //! Architecture invariant: this crate does no file or network I/O. Decoders read from a
 //! caller-provided [`std::io::Read`] or byte slice; decompression goes only through the
 //! size-capped reader in [`capped`].
