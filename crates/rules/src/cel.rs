@@ -70,11 +70,52 @@ impl CelExpr {
         }
     }
 
-    /// Names of the variables the expression refers to.
+    /// Names of the free variables the expression refers to (names bound by macros such as
+    /// `exists(x, …)` are left out).
     pub fn variables(&self) -> Vec<String> {
         let refs = self.program.references();
-        refs.variables().into_iter().map(str::to_owned).collect()
+        let bound = macro_bound_names(&self.source);
+        let mut v: Vec<String> = refs
+            .variables()
+            .into_iter()
+            .filter(|n| !bound.iter().any(|b| b == n))
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
     }
+
+    /// Free variables not in `known`, for load-time errors.
+    pub fn unknown_variables(&self, known: &[&str]) -> Vec<String> {
+        self.variables()
+            .into_iter()
+            .filter(|v| !known.contains(&v.as_str()))
+            .collect()
+    }
+}
+
+/// Identifiers bound by CEL macros: the first argument of `.all(`, `.exists(`,
+/// `.exists_one(`, `.map(` and `.filter(`. (A textual scan; string literals that happen to
+/// contain such text only make the check more lenient.)
+fn macro_bound_names(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in ["all", "exists", "exists_one", "map", "filter"] {
+        let pat = format!(".{m}(");
+        let mut rest = source;
+        while let Some(i) = rest.find(&pat) {
+            rest = &rest[i + pat.len()..];
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let after = rest.trim_start()[name.len()..].trim_start();
+            if !name.is_empty() && after.starts_with(',') {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -798,6 +839,17 @@ mod tests {
         assert!(!policy_is_public(&p));
         let p = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*"}});
         assert!(policy_is_public(&p));
+    }
+
+    #[test]
+    fn free_variables_leave_out_macro_names() {
+        let e = CelExpr::compile(
+            "[1].exists(x, x > 0) && record.items.map(i, i.name).filter(n, n == y) && recrod.a",
+            Pos::default(),
+        )
+        .unwrap();
+        assert_eq!(e.variables(), ["record", "recrod", "y"]);
+        assert_eq!(e.unknown_variables(&["record", "y"]), ["recrod"]);
     }
 
     #[test]

@@ -518,6 +518,37 @@ fn compile_rule(
         add(format!("{id}#body"), b, &late, errs);
     }
 
+    // CEL variables: a misspelt name would make every evaluation fail, and the rule would
+    // silently never fire; reject it at load like template variables.
+    let mut known: Vec<&str> = vec!["record", "event", "item", "config"];
+    known.extend(names.iter().map(String::as_str));
+    let mut exprs: Vec<&CelExpr> = Vec::new();
+    exprs.extend(severity_if.iter().map(|(c, _)| c));
+    exprs.extend(lets.iter().map(|(_, c)| c));
+    exprs.extend(where_.iter());
+    exprs.extend(threshold.iter().flat_map(|(_, g)| g.iter()));
+    exprs.extend(dedup.iter().flat_map(|(_, k)| k.iter()));
+    for e in exprs {
+        let unknown = e.unknown_variables(&known);
+        if !unknown.is_empty() {
+            errs.push(
+                e.pos,
+                RuleErrorKind::Cel,
+                format!(
+                    "unknown CEL variable{} {} in {:?} (known: {})",
+                    if unknown.len() > 1 { "s" } else { "" },
+                    unknown
+                        .iter()
+                        .map(|u| format!("`{u}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    e.source,
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+
     if errs.out.len() > before {
         return None;
     }

@@ -385,7 +385,14 @@ impl RuleSet {
                     eval_keys(k).join("|")
                 }
             });
-            let alert = self.render(rule, event, f, severity, &item, &vars);
+            // The alert's `item`: the item itself for one binding, all bindings by name for
+            // several (so a range keeps its permission).
+            let alert_item = if combo.len() > 1 {
+                Value::Object(combo.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            } else {
+                item.clone()
+            };
+            let alert = self.render(rule, event, f, severity, &item, &alert_item, &vars);
             out.push(Candidate {
                 alert,
                 rule_index: index,
@@ -396,6 +403,7 @@ impl RuleSet {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         rule: &Rule,
@@ -403,6 +411,7 @@ impl RuleSet {
         f: &Facts,
         severity: Severity,
         item: &Value,
+        alert_item: &Value,
         vars: &[(String, Value)],
     ) -> trailwatch_alert::Alert {
         let alias = self.accounts.get(&f.account).cloned();
@@ -462,7 +471,7 @@ impl RuleSet {
         } else {
             facts
         };
-        let item_opt = (!item.is_null()).then(|| item.clone());
+        let item_opt = (!alert_item.is_null()).then(|| alert_item.clone());
         let item_text = item_opt.as_ref().map(Value::to_string).unwrap_or_default();
         let prov = event.provenance();
         Alert {

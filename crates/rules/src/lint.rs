@@ -45,7 +45,11 @@ pub struct LintFinding {
 
 impl fmt::Display for LintFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: ", self.origin, self.line, self.level)?;
+        if self.line > 0 {
+            write!(f, "{}:{}: {}: ", self.origin, self.line, self.level)?;
+        } else {
+            write!(f, "{}: {}: ", self.origin, self.level)?;
+        }
         if !self.rule_id.is_empty() {
             write!(f, "rule {}: ", self.rule_id)?;
         }
@@ -76,7 +80,30 @@ pub fn lint(sources: &[RuleSource], config: &Config) -> Vec<LintFinding> {
     for rule in set.rules() {
         lint_rule(rule, catalog, &mut out);
     }
+    lint_config(&set, config, &mut out);
     out
+}
+
+/// Config entries that name no loaded rule do nothing: say so.
+fn lint_config(set: &RuleSet, config: &Config, out: &mut Vec<LintFinding>) {
+    let r = &config.rules;
+    let named = r
+        .disable
+        .iter()
+        .map(|id| ("rules.disable", id))
+        .chain(r.enable.iter().map(|id| ("rules.enable", id)))
+        .chain(r.severity.keys().map(|id| ("rules.severity", id)));
+    for (key, id) in named {
+        if set.rule(id).is_none() {
+            out.push(LintFinding {
+                origin: config.origin.clone(),
+                line: 0,
+                rule_id: id.clone(),
+                message: format!("{key} names {id:?}, which is not a loaded rule"),
+                level: LintLevel::Warning,
+            });
+        }
+    }
 }
 
 /// String values a pattern lists for `detail.<field>` (exact strings only; prefixes,
@@ -228,5 +255,17 @@ mod tests {
             &["not an operation of any AWS service (did you mean StopLogging?)"],
         );
         check("{source: [aws.ec2]", &["error"]);
+    }
+
+    #[test]
+    fn config_naming_unknown_rules_is_flagged() {
+        let cfg =
+            trailwatch_config::parse("tw.yaml", "rules:\n  disable: [no-such-rule]\n").unwrap();
+        let findings = lint(&crate::builtin_sources(), &cfg);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            findings[0].to_string(),
+            "tw.yaml: warning: rule no-such-rule: rules.disable names \"no-such-rule\", which is not a loaded rule"
+        );
     }
 }

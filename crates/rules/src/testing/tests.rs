@@ -143,6 +143,14 @@ fn cel_syntax_error_is_an_error() {
 }
 
 #[test]
+fn unknown_cel_variable_is_an_error() {
+    check_errors(
+        &format!("{MINI}where: \"recrod.eventName == 'x'\"\n"),
+        &[(6, "rule r1: unknown CEL variable `recrod`")],
+    );
+}
+
+#[test]
 fn unknown_template_variable_is_an_error() {
     check_errors(
         "id: r1\ntitle: T\nseverity: low\nmatch: {source: [aws.ec2]}\nalert:\n  title: \"{{ recrod.eventName }}\"\n",
