@@ -177,7 +177,7 @@ skip t#record=2 (byte 476): record has no `eventTime`",
         delivery(&[R1, R2]).as_bytes()[..300].as_ref(),
         "
 event t#record=0 (byte 12) | AWS API Call via CloudTrail | aws.ec2 | 111122223333 us-east-1 2026-01-01T00:00:01Z | RunInstances
-skip t (byte 300): input ends in the middle of a value (truncated); remaining records unknown",
+skip t (byte 300): input is cut short (truncated); remaining records unknown",
     );
     // Not CloudTrail at all.
     check(

@@ -70,7 +70,7 @@ impl fmt::Display for SkipReason {
             SkipReason::MissingField(name) => write!(f, "record has no `{name}`"),
             SkipReason::InvalidField { field, msg } => write!(f, "invalid `{field}`: {msg}"),
             SkipReason::RecordsNotArray => f.write_str("`Records` is not an array"),
-            SkipReason::Truncated => f.write_str("input ends in the middle of a value (truncated)"),
+            SkipReason::Truncated => f.write_str("input is cut short (truncated)"),
             SkipReason::DecompressedTooLarge => {
                 f.write_str("decompressed size exceeds the cap (possible gzip bomb)")
             }
@@ -188,7 +188,7 @@ mod tests {
         );
         check(
             Skipped::input(p.with_offset(1024), SkipReason::Truncated),
-            "f.json.gz (byte 1024): input ends in the middle of a value (truncated); remaining records unknown",
+            "f.json.gz (byte 1024): input is cut short (truncated); remaining records unknown",
         );
     }
 }

@@ -124,6 +124,29 @@ pub(crate) fn nesting_depth(text: &[u8]) -> usize {
     max
 }
 
+/// The first `"` or `\\` in `s`, eight bytes at a time: CloudTrail strings are short, and
+/// this beats a library call per string.
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let v = u64::from_le_bytes(w);
+        let m = has_zero(v ^ (LO * u64::from(b'"'))) | has_zero(v ^ (LO * u64::from(b'\\')));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -314,7 +337,7 @@ impl<R: Read> Input<R> {
                     continue;
                 }
                 if in_string {
-                    match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                    match find_quote_or_backslash(&chunk[i..]) {
                         None => {
                             i = chunk.len();
                         }
@@ -662,5 +685,37 @@ fn trailing(msg: &str, pos: Pos) -> SkipReason {
         line: pos.line,
         column: pos.column,
         msg: msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_or_backslash_search_agrees_with_a_plain_scan() {
+        let base = br#"abcdefgh"ijklmnop\qrstuvwx"yz"#;
+        for start in 0..base.len() {
+            for end in start..=base.len() {
+                let s = &base[start..end];
+                let plain = s.iter().position(|&b| b == b'"' || b == b'\\');
+                assert_eq!(find_quote_or_backslash(s), plain, "{start}..{end}");
+            }
+        }
+        let mut all = [0u8; 256];
+        for (i, b) in all.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        for i in 0..256 {
+            let plain = all[i..].iter().position(|&b| b == b'"' || b == b'\\');
+            assert_eq!(find_quote_or_backslash(&all[i..]), plain);
+        }
+    }
+
+    #[test]
+    fn nesting_depth_skips_strings() {
+        assert_eq!(nesting_depth(br#"{"a":[1,{"b":"[[[{{"}]}"#), 3);
+        assert_eq!(nesting_depth(br#""\"[""#), 0);
+        assert_eq!(nesting_depth(b"[[[]]]"), 3);
     }
 }
