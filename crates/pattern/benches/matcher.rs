@@ -6,6 +6,9 @@
 //! else one generated under the target dir when `../shared` exists, else the
 //! bench is skipped with a message.
 //!
+//! Times are thread CPU time, not wall time: the machine is shared, and
+//! other processes would otherwise inflate the figures at random.
+//!
 //! Run: `cargo bench -p trailwatch-pattern --bench matcher -- --warm-up-time 1 --measurement-time 3`
 
 use std::borrow::Cow;
@@ -13,10 +16,44 @@ use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use trailwatch_pattern::{Matcher, Pattern, Scratch};
+
+/// Criterion measurement by the benchmark thread's CPU time.
+struct ThreadCpu {
+    wall: WallTime,
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Same unit (nanoseconds) as wall time.
+        self.wall.formatter()
+    }
+}
 
 /// Events per measured batch.
 const EVENTS: usize = 5_000;
@@ -321,7 +358,7 @@ fn compile(rules: &[String]) -> Matcher<usize> {
     m
 }
 
-fn benches(c: &mut Criterion) {
+fn benches(c: &mut Criterion<ThreadCpu>) {
     let Some(path) = corpus_path() else {
         eprintln!(
             "matcher bench: no corpus (set TRAILWATCH_BENCH_CORPUS or provide ../shared); skipping"
@@ -406,5 +443,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(matcher, benches);
+criterion_group! {
+    name = matcher;
+    config = Criterion::default().with_measurement(ThreadCpu { wall: WallTime });
+    targets = benches
+}
 criterion_main!(matcher);

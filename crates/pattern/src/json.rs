@@ -193,7 +193,7 @@ impl Parser<'_> {
 /// Finds the closing quote of a string whose content starts at `i`:
 /// (its offset, whether the string has escapes). `Err(len)` when the
 /// string is unterminated.
-#[inline]
+#[inline(always)]
 pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize> {
     let mut escaped = false;
     loop {
@@ -214,7 +214,7 @@ pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize>
 /// The first `"` or `\\` at or after `j`. Most JSON strings are short, so
 /// the first 32 bytes are checked eight at a time in a register (SWAR);
 /// longer strings go to memchr's vectorised search.
-#[inline]
+#[inline(always)]
 fn find_quote_or_backslash(b: &[u8], mut j: usize) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

@@ -124,7 +124,7 @@ impl<S: Sink> Scanner<'_, '_, S> {
 
     /// Finds the end of the string whose content starts at `self.i`;
     /// returns (end, has_escape) and leaves `self.i` past the closing quote.
-    #[inline]
+    #[inline(always)]
     fn string_end(&mut self) -> Result<(usize, bool), EventError> {
         match json::string_end(self.b, self.i) {
             Ok((end, escaped)) => {
