@@ -212,13 +212,13 @@ pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize>
 }
 
 /// The first `"` or `\\` at or after `j`. Most JSON strings are short, so
-/// the first 32 bytes are checked eight at a time in a register (SWAR);
+/// the first 64 bytes are checked eight at a time in a register (SWAR);
 /// longer strings go to memchr's vectorised search.
 #[inline(always)]
 fn find_quote_or_backslash(b: &[u8], mut j: usize) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let stop = b.len().min(j + 32);
+    let stop = b.len().min(j + 64);
     while j + 8 <= stop {
         let mut w = [0u8; 8];
         w.copy_from_slice(&b[j..j + 8]);
