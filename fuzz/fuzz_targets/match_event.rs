@@ -9,10 +9,16 @@ use libfuzzer_sys::fuzz_target;
 use trailwatch_pattern::{EventErrorKind, Matcher, Pattern, Scratch, reference};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(split) = data.iter().position(|&b| b == 0) else { return };
+    let Some(split) = data.iter().position(|&b| b == 0) else {
+        return;
+    };
     let (pattern, event) = (&data[..split], &data[split + 1..]);
-    let Ok(text) = std::str::from_utf8(pattern) else { return };
-    let Ok(pattern) = Pattern::parse(text) else { return };
+    let Ok(text) = std::str::from_utf8(pattern) else {
+        return;
+    };
+    let Ok(pattern) = Pattern::parse(text) else {
+        return;
+    };
     let mut m = Matcher::new();
     m.add(7u8, &pattern);
     // A second, unrelated pattern exercises shared paths and removal.
@@ -22,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
-    let got = m.matches_with(event, &mut scratch, &mut out).map(|()| out.contains(&7));
+    let got = m
+        .matches_with(event, &mut scratch, &mut out)
+        .map(|()| out.contains(&7));
     if got.is_err_and(|e| e.kind() == EventErrorKind::TooComplex) {
         return;
     }
