@@ -155,8 +155,60 @@ fn event() -> impl Strategy<Value = String> {
     })
 }
 
+/// Array-consistency focus: conditions on fields of objects inside nested
+/// arrays, with values drawn from a tiny set so matches are frequent.
+fn array_pattern() -> impl Strategy<Value = String> {
+    let cond = prop_oneof![
+        prop::sample::select(&["1", "2", "\"x\"", "null"][..]).prop_map(str::to_owned),
+        any::<bool>().prop_map(|b| format!("{{\"exists\":{b}}}")),
+        Just("{\"anything-but\":1}".to_owned()),
+    ];
+    let field = (
+        prop::sample::select(&["f", "l", "g.h", "g"][..]),
+        prop::collection::vec(cond, 1..3),
+    )
+        .prop_map(|(k, c)| format!("\"{k}\":[{}]", c.join(",")));
+    prop::collection::vec(field, 1..4).prop_map(|f| format!("{{\"e\":{{{}}}}}", f.join(",")))
+}
+
+fn array_event() -> impl Strategy<Value = String> {
+    let scalar = prop::sample::select(&["1", "2", "\"x\"", "null"][..]).prop_map(str::to_owned);
+    let obj = prop::collection::vec(
+        (
+            prop::sample::select(&["f", "l", "g", "g.h"][..]),
+            prop_oneof![
+                scalar.clone(),
+                prop::collection::vec(scalar.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                (prop::sample::select(&["h", "k"][..]), scalar)
+                    .prop_map(|(k, v)| format!("{{\"{k}\":{v}}}")),
+            ],
+        ),
+        0..4,
+    )
+    .prop_map(|f| {
+        let body: Vec<String> = f.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    });
+    let element = prop_oneof![
+        obj.clone(),
+        prop::collection::vec(obj.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+    ];
+    prop::collection::vec(element, 0..4).prop_map(|v| format!("{{\"e\":[{}]}}", v.join(",")))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn array_consistency_agrees(pattern in array_pattern(), event in array_event()) {
+        let Ok(p) = Pattern::parse(&pattern) else { return Ok(()) };
+        let expected = reference::matches(&p, event.as_bytes()).unwrap();
+        let mut m = Matcher::new();
+        m.add(0u32, &p);
+        let got = !m.matches(event.as_bytes()).unwrap().is_empty();
+        prop_assert_eq!(got, expected, "pattern {} event {}", pattern, event);
+    }
 
     #[test]
     fn single_pattern_agrees(pattern in pattern_object(), event in event()) {
