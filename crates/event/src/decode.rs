@@ -16,7 +16,7 @@ use crate::digest::{self, DigestFile};
 use crate::envelope::RecordError;
 use crate::probe::{Probe, first_byte, raw_str};
 use crate::skip::{SkipReason, SkipScope, Skipped};
-use crate::stream::{Input, Pos, SkipKind, StreamSink, io_reason, nesting_depth, run};
+use crate::stream::{BUF_SIZE, Input, Pos, SkipKind, StreamSink, io_reason, nesting_depth, run};
 use crate::wrappers::{self, ObjectRef, SnsParts};
 use crate::{Event, Limits, Provenance};
 
@@ -105,7 +105,7 @@ pub fn decode(
     limits: &Limits,
     sink: &mut dyn FnMut(Item),
 ) -> DecodeSummary {
-    decode_inner(reader, origin, None, limits, sink)
+    decode_inner(reader, origin, None, BUF_SIZE, limits, sink)
 }
 
 /// For a queue or push message body: as [`decode`], with the message id stamped into every
@@ -117,7 +117,17 @@ pub fn decode_message(
     limits: &Limits,
     sink: &mut dyn FnMut(Item),
 ) -> DecodeSummary {
-    decode_inner(body, origin, message_id.map(str::to_owned), limits, sink)
+    // A small body needs no file-sized buffer (gzip bodies may inflate; the buffer is only
+    // a window, so a small one still works).
+    let size = body.len().saturating_mul(2);
+    decode_inner(
+        body,
+        origin,
+        message_id.map(str::to_owned),
+        size,
+        limits,
+        sink,
+    )
 }
 
 /// Decodes bytes already in memory and returns the items: the fuzzing and test entry point.
@@ -144,6 +154,7 @@ fn decode_inner(
     reader: impl Read,
     origin: Arc<str>,
     message_id: Option<String>,
+    buf_size: usize,
     limits: &Limits,
     sink: &mut dyn FnMut(Item),
 ) -> DecodeSummary {
@@ -162,10 +173,13 @@ fn decode_inner(
     };
     match maybe_gzip(counted, limits.max_decompressed_bytes) {
         Ok(plain) => {
-            let mut input = Input::new(Counting {
-                inner: plain,
-                count: bytes_out.clone(),
-            });
+            let mut input = Input::new(
+                Counting {
+                    inner: plain,
+                    count: bytes_out.clone(),
+                },
+                buf_size,
+            );
             run(&mut input, limits, &mut ctx);
         }
         Err(e) => {

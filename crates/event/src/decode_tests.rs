@@ -584,3 +584,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(items.len() as u64, s.items());
     }
 }
+
+#[test]
+fn message_body_decodes_like_a_file_whatever_its_buffer() {
+    let records: Vec<String> = (0..300)
+        .map(|i| R1.replace("e-1", &format!("e-{i}")))
+        .collect();
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let body = delivery(&refs);
+    for input in [body.clone().into_bytes(), gz(body.as_bytes())] {
+        let (file_items, _) = decode_slice(&input, "t", &Limits::default());
+        let mut msg_items = Vec::new();
+        let s = decode_message(&input, Arc::from("t"), None, &Limits::default(), &mut |i| {
+            msg_items.push(i)
+        });
+        assert_eq!(s.events, 300);
+        assert_eq!(file_items, msg_items);
+    }
+}

@@ -13,7 +13,10 @@ use crate::Limits;
 use crate::capped::is_cap_exceeded;
 use crate::skip::SkipReason;
 
-const BUF_SIZE: usize = 256 * 1024;
+/// Read buffer for files; message bodies get one sized to the body.
+pub(crate) const BUF_SIZE: usize = 256 * 1024;
+/// Smallest buffer: room to look ahead for the `"Records"` key.
+const MIN_BUF: usize = 8 * 1024;
 
 /// A position in the decompressed input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,10 +168,11 @@ pub(crate) struct Input<R> {
 }
 
 impl<R: Read> Input<R> {
-    pub(crate) fn new(inner: R) -> Self {
+    /// A reader with a buffer of about `size` bytes (at least 8 KiB).
+    pub(crate) fn new(inner: R, size: usize) -> Self {
         Input {
             inner,
-            buf: vec![0; BUF_SIZE],
+            buf: vec![0; size.clamp(MIN_BUF, BUF_SIZE)],
             start: 0,
             end: 0,
             offset: 0,
