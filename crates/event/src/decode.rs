@@ -70,12 +70,15 @@ pub struct DecodeSummary {
 impl DecodeSummary {
     /// Records (documents, notifications) seen: each became exactly one item.
     pub fn records_seen(&self) -> u64 {
-        self.events + self.objects + self.digests + self.skipped_records - self.repaired
+        (self.events + self.objects + self.digests + self.skipped_records)
+            .saturating_sub(self.repaired)
     }
 
     /// Records lost one by one (skipped for a reason other than a notice or a repair).
     pub fn records_lost(&self) -> u64 {
-        self.skipped_records - self.notices - self.repaired
+        self.skipped_records
+            .saturating_sub(self.notices)
+            .saturating_sub(self.repaired)
     }
 
     /// Items handed to the sink.

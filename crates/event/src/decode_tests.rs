@@ -602,3 +602,57 @@ fn message_body_decodes_like_a_file_whatever_its_buffer() {
         assert_eq!(file_items, msg_items);
     }
 }
+
+/// Reads `data`, then fails.
+struct FailingReader<'a> {
+    data: &'a [u8],
+}
+
+impl Read for FailingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.data.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
+        }
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_errors_are_reported_with_what_came_before() {
+    let file = delivery(&[R1, R2]);
+    for cut in [0, 1, 300, file.len()] {
+        let mut items = Vec::new();
+        let s = decode(
+            FailingReader {
+                data: &file.as_bytes()[..cut],
+            },
+            Arc::from("t"),
+            &Limits::default(),
+            &mut |i| items.push(i),
+        );
+        assert_reconciles(&items, &s);
+        assert_eq!(s.skipped_inputs, 1, "{cut}: {}", render(&items));
+        let Some(Item::Skipped(last)) = items.last() else {
+            panic!()
+        };
+        assert_eq!(
+            last.reason,
+            SkipReason::Io("connection reset".into()),
+            "{cut}"
+        );
+        assert_eq!(
+            s.events,
+            if cut >= 300 {
+                1 + u64::from(cut == file.len())
+            } else {
+                0
+            }
+        );
+    }
+}

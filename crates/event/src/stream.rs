@@ -234,6 +234,7 @@ impl<R: Read> Input<R> {
 
     /// Moves past `n` buffered bytes, keeping line and column.
     fn advance(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
         let seg = &self.buf[self.start..self.start + n];
         if let Some(last) = memchr::memrchr(b'\n', seg) {
             self.line += memchr::memchr_iter(b'\n', seg).count() as u64;
