@@ -30,6 +30,20 @@
 //! - **Counting.** Every record, element or document seen becomes exactly one item; see
 //!   [`DecodeSummary`] for how the counts reconcile.
 //!
+//! # Code map
+//!
+//! | file | concept |
+//! |------|---------|
+//! | `envelope.rs` | [`Event`], [`EventMeta`]: the record → EventBridge envelope mapping |
+//! | `capped.rs` | [`capped::gzip`]: the size-capped gzip reader, the only decompressor |
+//! | `stream.rs` | streaming over delivery files, arrays and JSON Lines; record framing |
+//! | `probe.rs` | the one borrowed parse that tells what a JSON object is |
+//! | `wrappers.rs` | S3 / SNS / SQS / EventBridge notifications → [`ObjectRef`] |
+//! | `digest.rs` | CloudTrail digest files → [`DigestFile`] |
+//! | `config_health.rs` | AWS Config and AWS Health events |
+//! | `skip.rs` | [`Skipped`], [`SkipReason`] |
+//! | `decode.rs` | [`decode`], [`decode_message`], [`decode_slice`], [`DecodeSummary`] |
+//!
 //! Architecture invariant: this crate does no file or network I/O. Decoders read from a
 //! caller-provided [`std::io::Read`] or byte slice; decompression goes only through the
 //! size-capped reader in [`capped`].
