@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod sources;
+pub use sources::{Delivery, SourceState};
+
 /// An error from the state store, naming the database file.
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {source}")]
