@@ -16,7 +16,12 @@ pub struct Backoff {
 impl Backoff {
     /// The delay before the next attempt after `failures` failed attempts (1 after the
     /// first failure). `retry_after`, when the destination sent one, wins (capped at `max`).
-    pub fn delay(&self, failures: u32, retry_after: Option<Duration>, rng: &mut fastrand::Rng) -> Duration {
+    pub fn delay(
+        &self,
+        failures: u32,
+        retry_after: Option<Duration>,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
         if let Some(wait) = retry_after {
             return wait.min(self.max);
         }
@@ -55,7 +60,14 @@ mod tests {
     #[test]
     fn grows_exponentially_within_jitter_bounds() {
         let mut rng = fastrand::Rng::with_seed(1);
-        for (failures, full_ms) in [(1u32, 1000u64), (2, 2000), (3, 4000), (10, 512_000), (11, 600_000), (40, 600_000)] {
+        for (failures, full_ms) in [
+            (1u32, 1000u64),
+            (2, 2000),
+            (3, 4000),
+            (10, 512_000),
+            (11, 600_000),
+            (40, 600_000),
+        ] {
             for _ in 0..50 {
                 let d = B.delay(failures, None, &mut rng).as_millis() as u64;
                 assert!(d >= full_ms / 2 && d <= full_ms, "failures {failures}: {d}");
@@ -66,19 +78,31 @@ mod tests {
     #[test]
     fn retry_after_wins_and_is_capped() {
         let mut rng = fastrand::Rng::with_seed(1);
-        assert_eq!(B.delay(1, Some(Duration::from_secs(30)), &mut rng), Duration::from_secs(30));
-        assert_eq!(B.delay(1, Some(Duration::from_secs(9999)), &mut rng), Duration::from_secs(600));
+        assert_eq!(
+            B.delay(1, Some(Duration::from_secs(30)), &mut rng),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            B.delay(1, Some(Duration::from_secs(9999)), &mut rng),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]
     fn parses_both_retry_after_forms() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 

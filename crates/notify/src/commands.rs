@@ -19,16 +19,28 @@ impl fmt::Display for DeadReport {
         if self.dead.is_empty() {
             return writeln!(f, "no dead letters");
         }
-        writeln!(f, "{:>6}  {:<16}  {:>8}  {:<20}  ALERT / LAST ERROR", "ID", "DESTINATION", "ATTEMPTS", "FAILED AT")?;
+        writeln!(
+            f,
+            "{:>6}  {:<16}  {:>8}  {:<20}  ALERT / LAST ERROR",
+            "ID", "DESTINATION", "ATTEMPTS", "FAILED AT"
+        )?;
         for d in &self.dead {
             writeln!(
                 f,
                 "{:>6}  {:<16}  {:>8}  {:<20}  [{}] {}",
                 d.id, d.destination, d.attempts, d.failed_at, d.rule_id, d.title
             )?;
-            writeln!(f, "{:>6}  {:<16}  {:>8}  {:<20}  {}", "", "", "", "", d.last_error)?;
+            writeln!(
+                f,
+                "{:>6}  {:<16}  {:>8}  {:<20}  {}",
+                "", "", "", "", d.last_error
+            )?;
         }
-        writeln!(f, "{} dead letter(s); resend with `trailwatch alerts retry`", self.dead.len())
+        writeln!(
+            f,
+            "{} dead letter(s); resend with `trailwatch alerts retry`",
+            self.dead.len()
+        )
     }
 }
 

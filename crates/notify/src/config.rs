@@ -500,7 +500,10 @@ impl Route {
     /// Whether the route applies to an alert.
     pub fn matches(&self, alert: &Alert) -> bool {
         self.min_severity.is_none_or(|min| alert.severity >= min)
-            && self.rules.as_ref().is_none_or(|r| r.contains(&alert.rule_id))
+            && self
+                .rules
+                .as_ref()
+                .is_none_or(|r| r.contains(&alert.rule_id))
             && self
                 .tags
                 .as_ref()
@@ -795,7 +798,8 @@ impl Validator<'_> {
                 format!("{ctx}: names must be non-empty without spaces"),
             );
         }
-        let timeout = |t: Option<u64>, default: u64| Duration::from_secs(t.unwrap_or(default).max(1));
+        let timeout =
+            |t: Option<u64>, default: u64| Duration::from_secs(t.unwrap_or(default).max(1));
         let (kind, rate, timeout) = match raw {
             RawDestination::Slack(s) => {
                 let webhook = self.secret(
@@ -903,7 +907,11 @@ impl Validator<'_> {
                     );
                 }
                 if e.to.is_empty() {
-                    self.err(origin, line, format!("{ctx}: to needs at least one address"));
+                    self.err(
+                        origin,
+                        line,
+                        format!("{ctx}: to needs at least one address"),
+                    );
                 }
                 for to in &e.to {
                     if to.parse::<lettre::message::Mailbox>().is_err() {
@@ -967,9 +975,12 @@ impl Validator<'_> {
                         format!("{ctx}: {:?} is not an SNS topic ARN", s.topic_arn),
                     );
                 }
-                let region = s
-                    .region
-                    .or_else(|| parts.get(3).filter(|r| !r.is_empty()).map(|r| (*r).to_owned()));
+                let region = s.region.or_else(|| {
+                    parts
+                        .get(3)
+                        .filter(|r| !r.is_empty())
+                        .map(|r| (*r).to_owned())
+                });
                 if let Some(url) = &s.endpoint_url {
                     self.url(origin, line, &ctx, url);
                 }
@@ -1067,7 +1078,11 @@ impl Validator<'_> {
                         None
                     }
                 };
-                if let Some(Err(e)) = w.template.as_deref().map(crate::payload::webhook::compile_check) {
+                if let Some(Err(e)) = w
+                    .template
+                    .as_deref()
+                    .map(crate::payload::webhook::compile_check)
+                {
                     self.err(origin, line, format!("{ctx}: template: {e}"));
                 }
                 for name in w.headers.keys() {
@@ -1277,7 +1292,8 @@ routes:
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         // The unknown field `routing_key` is a parse error: serde stops there.
         assert!(
-            text.iter().any(|e| e.starts_with("tw.yaml:") && e.contains("routing_key")),
+            text.iter()
+                .any(|e| e.starts_with("tw.yaml:") && e.contains("routing_key")),
             "{text:?}"
         );
         let yaml = "destinations:

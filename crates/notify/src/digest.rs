@@ -98,8 +98,14 @@ mod tests {
         let d = combine("slack", 900_000, 15, &[a, b]);
         assert_eq!(d.severity, Severity::Medium);
         assert_eq!(d.dedup_key, "digest:slack:900000");
-        assert_eq!(d.title, "2 alerts in the 15-minute window from 1970-01-01T00:15:00Z");
+        assert_eq!(
+            d.title,
+            "2 alerts in the 15-minute window from 1970-01-01T00:15:00Z"
+        );
         assert_eq!(d.body.lines().count(), 2);
-        assert!(d.body.starts_with("- [low] Security group opened to the world (111122223333 eu-west-1"));
+        assert!(
+            d.body
+                .starts_with("- [low] Security group opened to the world (111122223333 eu-west-1")
+        );
     }
 }

@@ -80,7 +80,10 @@ impl Notifier {
         let known: Vec<&str> = names.iter().map(String::as_str).collect();
         let buried = outbox.bury_unknown(&known)?;
         if buried > 0 {
-            tracing::warn!(count = buried, "deliveries to destinations no longer configured moved to the dead-letter list");
+            tracing::warn!(
+                count = buried,
+                "deliveries to destinations no longer configured moved to the dead-letter list"
+            );
         }
         let pruned = outbox.prune(config.outbox.retain_sent)?;
         tracing::debug!(pruned, path = %outbox_path.display(), "outbox opened");

@@ -257,7 +257,10 @@ impl Outbox {
     /// Durably enqueues each alert for its destinations in one transaction; (dedup key,
     /// destination) pairs already in the outbox (in any state) are skipped. Returns the
     /// number of new deliveries.
-    pub fn enqueue(&self, items: &[(&Alert, Vec<(String, Schedule)>)]) -> Result<usize, OutboxError> {
+    pub fn enqueue(
+        &self,
+        items: &[(&Alert, Vec<(String, Schedule)>)],
+    ) -> Result<usize, OutboxError> {
         let mut conn = self.enqueue_conn();
         let tx = conn.transaction().map_err(self.err("beginning enqueue"))?;
         let now = now_ms();
@@ -302,7 +305,10 @@ impl Outbox {
         Ok(added)
     }
 
-    fn read_delivery(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, u32, String)> {
+    fn read_delivery(
+        &self,
+        row: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(i64, String, String, String, u32, String)> {
         Ok((
             row.get(0)?,
             row.get(1)?,
@@ -386,7 +392,12 @@ impl Outbox {
     }
 
     /// An attempt failed; try again at `next_attempt_ms`.
-    pub fn mark_retry(&self, id: i64, next_attempt_ms: i64, error: &str) -> Result<(), OutboxError> {
+    pub fn mark_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), OutboxError> {
         self.work_conn()
             .execute(
                 "UPDATE deliveries SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3, updated_ms = ?4 WHERE id = ?1",
@@ -434,11 +445,12 @@ impl Outbox {
         for row in rows {
             let (id, destination, dedup_key, json, attempts, last_error, created, updated) =
                 row.map_err(self.err("reading a dead letter"))?;
-            let alert: Alert = serde_json::from_str(&json).map_err(|source| OutboxError::Corrupt {
-                path: self.path.clone(),
-                id,
-                source,
-            })?;
+            let alert: Alert =
+                serde_json::from_str(&json).map_err(|source| OutboxError::Corrupt {
+                    path: self.path.clone(),
+                    id,
+                    source,
+                })?;
             out.push(DeadLetter {
                 id,
                 destination,
@@ -496,7 +508,9 @@ impl Outbox {
             .prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
             .map_err(self.err("preparing counts"))?;
         let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
             .map_err(self.err("counting"))?;
         let mut counts = OutboxCounts::default();
         for row in rows {
@@ -548,18 +562,22 @@ impl Outbox {
                     )
                     .map_err(self.err("preparing digest members"))?;
                 let rows = stmt
-                    .query_map(params![destination, window], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .query_map(params![destination, window], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .map_err(self.err("querying digest members"))?;
                 rows.collect::<Result<_, _>>()
                     .map_err(self.err("reading digest members"))?
             };
             let mut alerts = Vec::with_capacity(members.len());
             for (id, json) in &members {
-                alerts.push(serde_json::from_str(json).map_err(|source| OutboxError::Corrupt {
-                    path: self.path.clone(),
-                    id: *id,
-                    source,
-                })?);
+                alerts.push(
+                    serde_json::from_str(json).map_err(|source| OutboxError::Corrupt {
+                        path: self.path.clone(),
+                        id: *id,
+                        source,
+                    })?,
+                );
             }
             let digest = combine(destination, *window, end - window, alerts);
             let json = serde_json::to_string(&digest).map_err(|source| OutboxError::Corrupt {
@@ -629,7 +647,11 @@ impl Outbox {
 
     /// The stored row for (dedup key, destination): state and attempts (for tests and
     /// diagnostics).
-    pub fn state_of(&self, dedup_key: &str, destination: &str) -> Result<Option<(String, u32)>, OutboxError> {
+    pub fn state_of(
+        &self,
+        dedup_key: &str,
+        destination: &str,
+    ) -> Result<Option<(String, u32)>, OutboxError> {
         self.work_conn()
             .query_row(
                 "SELECT state, attempts FROM deliveries WHERE dedup_key = ?1 AND destination = ?2",
@@ -658,7 +680,10 @@ mod tests {
     fn enqueue_is_idempotent_per_key_and_destination() {
         let (_d, ob) = open();
         let a = sample_alert("r", Severity::High, "k1");
-        let targets = vec![("x".to_owned(), Schedule::Now), ("y".to_owned(), Schedule::Now)];
+        let targets = vec![
+            ("x".to_owned(), Schedule::Now),
+            ("y".to_owned(), Schedule::Now),
+        ];
         assert_eq!(ob.enqueue(&[(&a, targets.clone())]).unwrap(), 2);
         assert_eq!(ob.enqueue(&[(&a, targets.clone())]).unwrap(), 0);
         let due = ob.due(None, now_ms(), 10, &HashSet::new()).unwrap();
@@ -675,12 +700,22 @@ mod tests {
     fn retry_scheduling_and_dead_letters() {
         let (_d, ob) = open();
         let a = sample_alert("r", Severity::High, "k1");
-        ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])]).unwrap();
-        let d = ob.due(None, now_ms(), 10, &HashSet::new()).unwrap().remove(0);
+        ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])])
+            .unwrap();
+        let d = ob
+            .due(None, now_ms(), 10, &HashSet::new())
+            .unwrap()
+            .remove(0);
         ob.mark_retry(d.id, now_ms() + 60_000, "HTTP 500").unwrap();
-        assert!(ob.due(None, now_ms(), 10, &HashSet::new()).unwrap().is_empty());
+        assert!(
+            ob.due(None, now_ms(), 10, &HashSet::new())
+                .unwrap()
+                .is_empty()
+        );
         assert!(ob.next_due_ms().unwrap().unwrap() > now_ms() + 50_000);
-        let later = ob.due(None, now_ms() + 61_000, 10, &HashSet::new()).unwrap();
+        let later = ob
+            .due(None, now_ms() + 61_000, 10, &HashSet::new())
+            .unwrap();
         assert_eq!(later[0].attempts, 1);
         ob.mark_dead(d.id, "HTTP 404: no_service").unwrap();
         let dead = ob.dead_letters().unwrap();
@@ -688,7 +723,11 @@ mod tests {
         assert_eq!(dead[0].attempts, 2);
         assert_eq!(dead[0].last_error, "HTTP 404: no_service");
         assert_eq!(dead[0].title, a.title);
-        assert_eq!(ob.retry_dead(&RetrySelector::Destination("nope".into())).unwrap(), 0);
+        assert_eq!(
+            ob.retry_dead(&RetrySelector::Destination("nope".into()))
+                .unwrap(),
+            0
+        );
         assert_eq!(ob.retry_dead(&RetrySelector::Ids(vec![d.id])).unwrap(), 1);
         let again = ob.due(None, now_ms(), 10, &HashSet::new()).unwrap();
         assert_eq!(again[0].attempts, 0);
@@ -700,7 +739,8 @@ mod tests {
         let (_d, ob) = open();
         for i in 0..5 {
             let a = sample_alert("r", Severity::Low, &format!("k{i}"));
-            ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])]).unwrap();
+            ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])])
+                .unwrap();
         }
         let all = ob.due(None, now_ms(), 3, &HashSet::new()).unwrap();
         assert_eq!(all.len(), 3);
@@ -716,10 +756,23 @@ mod tests {
         let start = now_ms() - 120_000;
         for i in 0..3 {
             let a = sample_alert("r", Severity::Low, &format!("k{i}"));
-            ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Digest { start_ms: start, len_ms: 60_000 })])])
-                .unwrap();
+            ob.enqueue(&[(
+                &a,
+                vec![(
+                    "x".to_owned(),
+                    Schedule::Digest {
+                        start_ms: start,
+                        len_ms: 60_000,
+                    },
+                )],
+            )])
+            .unwrap();
         }
-        assert!(ob.due(None, now_ms(), 10, &HashSet::new()).unwrap().is_empty());
+        assert!(
+            ob.due(None, now_ms(), 10, &HashSet::new())
+                .unwrap()
+                .is_empty()
+        );
         let made = ob
             .close_digests(now_ms(), |dest, window, len, alerts| {
                 crate::digest::combine(dest, window, (len / 60_000) as u32, &alerts)
@@ -731,15 +784,23 @@ mod tests {
         assert!(due[0].alert.title.starts_with("3 alerts"));
         assert_eq!(ob.counts().unwrap().digested, 3);
         // Closing again changes nothing.
-        assert_eq!(ob.close_digests(now_ms(), |d, w, _, a| crate::digest::combine(d, w, 1, &a)).unwrap(), 0);
+        assert_eq!(
+            ob.close_digests(now_ms(), |d, w, _, a| crate::digest::combine(d, w, 1, &a))
+                .unwrap(),
+            0
+        );
     }
 
     #[test]
     fn prune_keeps_recent_sent_rows() {
         let (_d, ob) = open();
         let a = sample_alert("r", Severity::Low, "k");
-        ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])]).unwrap();
-        let d = ob.due(None, now_ms(), 1, &HashSet::new()).unwrap().remove(0);
+        ob.enqueue(&[(&a, vec![("x".to_owned(), Schedule::Now)])])
+            .unwrap();
+        let d = ob
+            .due(None, now_ms(), 1, &HashSet::new())
+            .unwrap()
+            .remove(0);
         ob.mark_sent(d.id).unwrap();
         assert_eq!(ob.prune(Duration::from_secs(3600)).unwrap(), 0);
         std::thread::sleep(Duration::from_millis(5));

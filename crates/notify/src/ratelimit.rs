@@ -85,6 +85,10 @@ mod tests {
         rl.acquire().await;
         rl.acquire().await;
         rl.acquire().await;
-        assert!(start.elapsed() >= Duration::from_millis(190), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -82,14 +82,14 @@ impl Sender {
                         format!("Bearer {}", token.expose()),
                     ));
                 }
-                let (_, text) = self
-                    .post(url.expose(), json_bytes(&body), &headers)
-                    .await?;
+                let (_, text) = self.post(url.expose(), json_bytes(&body), &headers).await?;
                 if auth.is_some() {
                     // chat.postMessage answers 200 with {"ok": false, "error": ...} on errors.
                     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                     if v["ok"] != serde_json::Value::Bool(true) {
-                        let reason = v["error"].as_str().unwrap_or("no \"ok\": true in the answer");
+                        let reason = v["error"]
+                            .as_str()
+                            .unwrap_or("no \"ok\": true in the answer");
                         return Err(DeliveryError::Refused {
                             destination: self.name().to_owned(),
                             reason: reason.to_owned(),
@@ -261,10 +261,7 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let text = response
-            .text()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let text = response.text().await.map_err(|e| self.transport_error(e))?;
         if (200..300).contains(&status) {
             Ok((status, text))
         } else {
@@ -306,11 +303,12 @@ impl Sender {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-        let message = payload::email::message(alert, &email.from, &email.to, delivery_id)
-            .map_err(|message| DeliveryError::Payload {
+        let message = payload::email::message(alert, &email.from, &email.to, delivery_id).map_err(
+            |message| DeliveryError::Payload {
                 destination: self.name().to_owned(),
                 message,
-            })?;
+            },
+        )?;
         let smtp_err = |e: lettre::transport::smtp::Error| DeliveryError::Smtp {
             destination: self.name().to_owned(),
             permanent: e.is_permanent(),
@@ -324,7 +322,9 @@ impl Sender {
             TlsMode::Tls => {
                 AsyncSmtpTransport::<Tokio1Executor>::relay(&email.smtp_host).map_err(smtp_err)?
             }
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.smtp_host),
+            TlsMode::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.smtp_host)
+            }
         };
         let mut builder = builder.port(email.port).timeout(Some(self.config.timeout));
         if let Some((user, source)) = &email.credentials {

@@ -32,7 +32,10 @@ fn kill_minus_nine_loses_nothing_and_dedup_views_have_no_duplicates() {
     let mut finished = false;
     let started = Instant::now();
     for run in 0..300 {
-        assert!(started.elapsed() < Duration::from_secs(240), "not done after 4 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "not done after 4 minutes"
+        );
         let mut child = Command::new(worker)
             .arg(&outbox)
             .arg(hook.url(""))
@@ -44,9 +47,14 @@ fn kill_minus_nine_loses_nothing_and_dedup_views_have_no_duplicates() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Kill at a random moment in the first 20 runs; after that let it finish.
-        let kill_after = Duration::from_millis(rng.u64(30..600));
-        let deadline = Instant::now() + if run < 20 { kill_after } else { Duration::from_secs(120) };
+        // Kill at a random moment in the first 30 runs; after that let it finish.
+        let kill_after = Duration::from_millis(rng.u64(20..300));
+        let deadline = Instant::now()
+            + if run < 30 {
+                kill_after
+            } else {
+                Duration::from_secs(120)
+            };
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
@@ -70,7 +78,10 @@ fn kill_minus_nine_loses_nothing_and_dedup_views_have_no_duplicates() {
         }
     }
     assert!(finished, "the worker never finished");
-    assert!(kills >= 5, "only {kills} kills: the test did not exercise crashes");
+    assert!(
+        kills >= 5,
+        "only {kills} kills: the test did not exercise crashes"
+    );
 
     // Webhook: every alert accepted at least once; its delivery ids are exactly 1,000.
     let mut by_delivery: BTreeMap<String, usize> = BTreeMap::new();
@@ -105,11 +116,20 @@ fn kill_minus_nine_loses_nothing_and_dedup_views_have_no_duplicates() {
         pd.requests().len(),
         started.elapsed()
     );
-    assert!(hook_dups <= kills * 8, "{hook_dups} duplicates for {kills} kills");
-    assert!(pd_dups <= kills * 8, "{pd_dups} duplicates for {kills} kills");
+    assert!(
+        hook_dups <= kills * 8,
+        "{hook_dups} duplicates for {kills} kills"
+    );
+    assert!(
+        pd_dups <= kills * 8,
+        "{pd_dups} duplicates for {kills} kills"
+    );
 
     // The outbox agrees: everything sent, nothing pending or dead.
     let ob = trailwatch_notify::outbox::Outbox::open(&outbox).unwrap();
     let counts = ob.counts().unwrap();
-    assert_eq!((counts.sent, counts.pending, counts.dead), (2 * ALERTS as u64, 0, 0));
+    assert_eq!(
+        (counts.sent, counts.pending, counts.dead),
+        (2 * ALERTS as u64, 0, 0)
+    );
 }

@@ -98,15 +98,30 @@ routes:
     assert_eq!(m.rcpt_tos, ["sec@example.com", "ops@example.com"]);
     let text = m.text();
     let id = trailwatch_notify::outbox::delivery_id("key-1", "mail");
-    assert!(text.contains(&format!("Message-ID: <{id}@trailwatch>")), "{text}");
+    assert!(
+        text.contains(&format!("Message-ID: <{id}@trailwatch>")),
+        "{text}"
+    );
     assert!(text.contains("multipart/alternative"), "{text}");
     let parts = parts(&text);
     assert_eq!(parts.len(), 2, "{text}");
-    assert!(parts[0].0.starts_with("text/plain; charset=utf-8"), "{:?}", parts[0].0);
-    assert!(parts[1].0.starts_with("text/html; charset=utf-8"), "{:?}", parts[1].0);
+    assert!(
+        parts[0].0.starts_with("text/plain; charset=utf-8"),
+        "{:?}",
+        parts[0].0
+    );
+    assert!(
+        parts[1].0.starts_with("text/html; charset=utf-8"),
+        "{:?}",
+        parts[1].0
+    );
     assert_eq!(parts[0].1.trim_end(), plain_text(&a).trim_end());
     assert_eq!(parts[1].1.trim_end(), html(&a).trim_end());
-    assert!(parts[1].1.contains("&lt;unknown&gt; &amp; &quot;friends&quot;"));
+    assert!(
+        parts[1]
+            .1
+            .contains("&lt;unknown&gt; &amp; &quot;friends&quot;")
+    );
     assert!(parts[1].1.contains("second &lt;b&gt;line&lt;/b&gt;"));
 }
 

@@ -9,7 +9,10 @@ use trailwatch_testkit::{Behavior, Recorder};
 #[tokio::test(flavor = "multi_thread")]
 async fn pagerduty_trigger_with_dedup_key_survives_a_rate_limit() {
     let rec = Recorder::start().unwrap();
-    rec.set_ok_response(202, r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#);
+    rec.set_ok_response(
+        202,
+        r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
+    );
     rec.push_next(1, Behavior::RetryAfter(1));
     rec.push_next(1, Behavior::Status(502));
     let s = Scratch::new();
@@ -28,7 +31,10 @@ routes:
     let stats = drain(&n).await;
     assert_eq!(stats.delivered, 2);
     let reqs = rec.requests();
-    assert_eq!(reqs.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 502, 202]);
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 502, 202]
+    );
     let body = reqs[2].json();
     assert_eq!(body["routing_key"], "R0UTINGKEY");
     assert_eq!(body["event_action"], "trigger");
@@ -44,7 +50,10 @@ routes:
 #[tokio::test(flavor = "multi_thread")]
 async fn opsgenie_alert_with_alias_and_geniekey() {
     let rec = Recorder::start().unwrap();
-    rec.set_ok_response(202, r#"{"result":"Request will be processed","took":0.1,"requestId":"r1"}"#);
+    rec.set_ok_response(
+        202,
+        r#"{"result":"Request will be processed","took":0.1,"requestId":"r1"}"#,
+    );
     rec.push_next(2, Behavior::Status(500));
     let s = Scratch::new();
     let key = s.secret("og", "genie-key-1");
@@ -88,5 +97,9 @@ routes:
     assert_eq!(stats.dead, 1);
     assert!(rec.requests().is_empty());
     let dead = n.dead_letters().unwrap();
-    assert!(dead[0].last_error.contains("cannot read secret file"), "{}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.contains("cannot read secret file"),
+        "{}",
+        dead[0].last_error
+    );
 }

@@ -46,8 +46,12 @@ routes:
 ",
         file.display()
     ));
-    n.enqueue_batch(&[alert(1, Severity::Low), alert(2, Severity::Info), alert(3, Severity::High)])
-        .unwrap();
+    n.enqueue_batch(&[
+        alert(1, Severity::Low),
+        alert(2, Severity::Info),
+        alert(3, Severity::High),
+    ])
+    .unwrap();
     let counts = n.counts().unwrap();
     assert_eq!((counts.digest, counts.pending), (2, 1));
     assert_eq!(drain(&n).await.delivered, 1);

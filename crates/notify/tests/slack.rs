@@ -86,14 +86,18 @@ routes:
     assert_eq!(drain(&n).await.delivered, 3);
     let reqs = rec.requests();
     assert!(reqs.iter().all(|r| r.path == "/api/chat.postMessage"));
-    assert!(reqs
-        .iter()
-        .all(|r| r.header("authorization") == Some("Bearer xoxb-test-token")));
+    assert!(
+        reqs.iter()
+            .all(|r| r.header("authorization") == Some("Bearer xoxb-test-token"))
+    );
     let mut channels: Vec<(String, String)> = reqs
         .iter()
         .map(|r| {
             let v = r.json();
-            (v["text"].as_str().unwrap().to_owned(), v["channel"].as_str().unwrap().to_owned())
+            (
+                v["text"].as_str().unwrap().to_owned(),
+                v["channel"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     channels.sort();
@@ -121,7 +125,11 @@ async fn ok_false_is_a_failure() {
     let stats = drain(&n).await;
     assert_eq!((stats.delivered, stats.dead), (0, 1));
     let dead = n.dead_letters().unwrap();
-    assert!(dead[0].last_error.contains("channel_not_found"), "{}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.contains("channel_not_found"),
+        "{}",
+        dead[0].last_error
+    );
     assert!(!dead[0].last_error.contains("xoxb"));
 }
 
@@ -135,8 +143,12 @@ async fn default_rate_limit_is_one_per_second_and_failures_recover() {
     let n = s.notifier(&format!(
         "destinations:\n  s: {{ type: slack, webhook_url_file: '{url}' }}\nroutes:\n  - {{ to: [s] }}\n{FAST_OUTBOX}"
     ));
-    n.enqueue_batch(&[alert(1, Severity::High), alert(2, Severity::High), alert(3, Severity::High)])
-        .unwrap();
+    n.enqueue_batch(&[
+        alert(1, Severity::High),
+        alert(2, Severity::High),
+        alert(3, Severity::High),
+    ])
+    .unwrap();
     let start = Instant::now();
     let stats = drain(&n).await;
     let elapsed = start.elapsed();

@@ -42,7 +42,10 @@ routes:
     let back: Alert = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(back, a);
     let delivery = r.header("x-trailwatch-delivery").unwrap();
-    assert_eq!(delivery, trailwatch_notify::outbox::delivery_id("key-1", "hook"));
+    assert_eq!(
+        delivery,
+        trailwatch_notify::outbox::delivery_id("key-1", "hook")
+    );
     let ts = r.header("x-trailwatch-timestamp").unwrap();
     let sig = r.header("x-trailwatch-signature").unwrap();
     assert!(sig.starts_with("sha256="), "{sig}");
@@ -152,10 +155,17 @@ async fn client_errors_go_to_dead_letters_and_retry_resends() {
     let dead = n.dead_letters().unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 1, "a 404 is not retried");
-    assert!(dead[0].last_error.contains("HTTP 404"), "{}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.contains("HTTP 404"),
+        "{}",
+        dead[0].last_error
+    );
     assert!(!dead[0].last_error.contains("SECRET-TOKEN"));
     let report = trailwatch_notify::commands::dead(&n).unwrap().to_string();
-    assert!(report.contains("hook") && report.contains("Alert number 7"), "{report}");
+    assert!(
+        report.contains("hook") && report.contains("Alert number 7"),
+        "{report}"
+    );
 
     rec.set_behavior(Behavior::Ok);
     let retried = trailwatch_notify::commands::retry(&n, &RetrySelector::All).unwrap();
@@ -187,7 +197,10 @@ async fn transport_errors_do_not_leak_the_url() {
     // A port nobody listens on.
     let port = trailwatch_testkit::free_port().unwrap();
     let s = Scratch::new();
-    let url_file = s.secret("url", &format!("http://127.0.0.1:{port}/hooks/SECRET-TOKEN-ABC"));
+    let url_file = s.secret(
+        "url",
+        &format!("http://127.0.0.1:{port}/hooks/SECRET-TOKEN-ABC"),
+    );
     let n = s.notifier(&format!(
         "destinations:\n  hook: {{ type: webhook, url_file: '{url_file}' }}\nroutes:\n  - {{ to: [hook] }}\noutbox: {{ base_delay_ms: 5, max_attempts: 2 }}"
     ));
@@ -195,7 +208,11 @@ async fn transport_errors_do_not_leak_the_url() {
     drain(&n).await;
     let dead = n.dead_letters().unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(!dead[0].last_error.contains("SECRET-TOKEN"), "{}", dead[0].last_error);
+    assert!(
+        !dead[0].last_error.contains("SECRET-TOKEN"),
+        "{}",
+        dead[0].last_error
+    );
     let err = n.send_test("hook").await.unwrap_err().to_string();
     assert!(!err.contains("SECRET-TOKEN"), "{err}");
 }
@@ -209,7 +226,11 @@ async fn send_test_reaches_the_destination_without_the_outbox() {
         rec.url("/x")
     ));
     let report = trailwatch_notify::commands::test(&n, "hook").await.unwrap();
-    assert!(report.to_string().starts_with("sent a test alert to hook (webhook)"));
+    assert!(
+        report
+            .to_string()
+            .starts_with("sent a test alert to hook (webhook)")
+    );
     let body = rec.requests()[0].json();
     assert_eq!(body["rule_id"], "trailwatch-test");
     assert_eq!(n.counts().unwrap(), Default::default());

@@ -61,10 +61,11 @@ pub enum TestkitError {
 /// A free TCP port on 127.0.0.1 (bound, then released; a tiny race with other processes is
 /// possible, which is why the servers that take a port number are probed for readiness).
 pub fn free_port() -> Result<u16, TestkitError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| TestkitError::Io {
-        what: "binding 127.0.0.1:0".into(),
-        source,
-    })?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| TestkitError::Io {
+            what: "binding 127.0.0.1:0".into(),
+            source,
+        })?;
     let port = listener
         .local_addr()
         .map_err(|source| TestkitError::Io {

@@ -257,8 +257,7 @@ impl SmtpMessage {
 /// An aiosmtpd server (plain SMTP, no TLS or AUTH) on a free loopback port that writes
 /// every accepted message to a directory.
 pub struct SmtpServer {
-    port: u16
-    ,
+    port: u16,
     maildir: tempfile::TempDir,
     _server: ChildServer,
 }

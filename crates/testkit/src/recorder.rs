@@ -111,10 +111,12 @@ impl Recorder {
                 what: "setting the recorder socket non-blocking".into(),
                 source,
             })?;
-        let addr = std_listener.local_addr().map_err(|source| TestkitError::Io {
-            what: "reading the recorder address".into(),
-            source,
-        })?;
+        let addr = std_listener
+            .local_addr()
+            .map_err(|source| TestkitError::Io {
+                what: "reading the recorder address".into(),
+                source,
+            })?;
         let shared: Shared = Arc::new(Mutex::new(Inner {
             requests: Vec::new(),
             next: VecDeque::new(),

@@ -9,7 +9,9 @@ use trailwatch_testkit::{MotoServer, SmtpServer};
 /// Speaks just enough SMTP to send one message; returns the final reply line.
 fn send(port: u16, body: &str) -> String {
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let mut reply = || loop {
@@ -20,7 +22,12 @@ fn send(port: u16, body: &str) -> String {
         }
     };
     assert!(reply().starts_with("220"));
-    for cmd in ["EHLO test", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "DATA"] {
+    for cmd in [
+        "EHLO test",
+        "MAIL FROM:<a@example.com>",
+        "RCPT TO:<b@example.com>",
+        "DATA",
+    ] {
         write!(writer, "{cmd}\r\n").unwrap();
         let r = reply();
         assert!(r.starts_with('2') || r.starts_with('3'), "{cmd}: {r}");
@@ -52,5 +59,8 @@ fn moto_server_is_ready_and_resets() {
     let port = moto.port();
     drop(moto);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "moto still listening after drop");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "moto still listening after drop"
+    );
 }

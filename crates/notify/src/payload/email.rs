@@ -86,7 +86,12 @@ pub fn html(alert: &Alert) -> String {
 
 /// The whole message. The Message-ID is derived from the delivery id, so a resend after a
 /// crash carries the same id and mail clients thread or drop the duplicate.
-pub fn message(alert: &Alert, from: &str, to: &[String], delivery_id: &str) -> Result<Message, String> {
+pub fn message(
+    alert: &Alert,
+    from: &str,
+    to: &[String],
+    delivery_id: &str,
+) -> Result<Message, String> {
     let from: Mailbox = from.parse().map_err(|e| format!("from {from:?}: {e}"))?;
     let mut builder = Message::builder()
         .from(from)
@@ -96,7 +101,10 @@ pub fn message(alert: &Alert, from: &str, to: &[String], delivery_id: &str) -> R
         builder = builder.to(rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?);
     }
     builder
-        .multipart(MultiPart::alternative_plain_html(plain_text(alert), html(alert)))
+        .multipart(MultiPart::alternative_plain_html(
+            plain_text(alert),
+            html(alert),
+        ))
         .map_err(|e| e.to_string())
 }
 

@@ -49,9 +49,17 @@ pub fn principal_label(alert: &Alert) -> String {
 /// Whether the event destroys or removes access (Delete*, Detach*, Revoke*, ...), which is
 /// shown in red whatever the severity.
 pub fn is_destructive(alert: &Alert) -> bool {
-    ["Delete", "Detach", "Revoke", "Remove", "Disable", "Stop", "Terminate"]
-        .iter()
-        .any(|verb| alert.event_name.starts_with(verb))
+    [
+        "Delete",
+        "Detach",
+        "Revoke",
+        "Remove",
+        "Disable",
+        "Stop",
+        "Terminate",
+    ]
+    .iter()
+    .any(|verb| alert.event_name.starts_with(verb))
 }
 
 /// The facts every human-readable payload shows, in order: (label, value).

@@ -52,9 +52,17 @@ mod tests {
         let body = create_alert(&alert, &["secops".to_owned()]);
         assert_eq!(body["alias"], "alias-7");
         assert_eq!(body["priority"], "P1");
-        assert_eq!(body["responders"][0], json!({"name": "secops", "type": "team"}));
+        assert_eq!(
+            body["responders"][0],
+            json!({"name": "secops", "type": "team"})
+        );
         assert_eq!(body["entity"], "sg-0123");
-        assert!(body["tags"].as_array().unwrap().contains(&json!("severity:critical")));
+        assert!(
+            body["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("severity:critical"))
+        );
         assert_eq!(priority(Severity::Info), "P5");
     }
 }

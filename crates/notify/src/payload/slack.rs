@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(att["color"], ORANGE);
         let blocks = att["blocks"].as_array().unwrap();
         let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["header", "section", "section", "actions", "context"]);
+        assert_eq!(
+            kinds,
+            ["header", "section", "section", "actions", "context"]
+        );
         assert_eq!(blocks[1]["text"]["text"], "Port 22 &lt;open&gt; &amp; more");
         let fields: Vec<&str> = blocks[2]["fields"]
             .as_array()
@@ -148,7 +151,9 @@ mod tests {
         let mut alert = sample_alert("x", Severity::Info, "k");
         alert.title = "é".repeat(400);
         let msg = message(&alert, None);
-        let header = msg["attachments"][0]["blocks"][0]["text"]["text"].as_str().unwrap();
+        let header = msg["attachments"][0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap();
         assert_eq!(header.chars().count(), 150);
         assert!(header.ends_with('…'));
     }

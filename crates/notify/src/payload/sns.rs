@@ -10,10 +10,20 @@ pub fn message(alert: &Alert) -> Result<String, String> {
 /// The subject (used by email subscriptions): printable ASCII, one line, at most 100
 /// characters, as SNS requires.
 pub fn subject(alert: &Alert) -> String {
-    let raw = format!("[{}] {}", alert.severity.as_str().to_uppercase(), alert.title);
+    let raw = format!(
+        "[{}] {}",
+        alert.severity.as_str().to_uppercase(),
+        alert.title
+    );
     let ascii: String = raw
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     ascii.chars().take(100).collect()
 }

@@ -38,7 +38,10 @@ pub fn body(template: Option<&str>, alert: &Alert, delivery_id: &str) -> Result<
     };
     let env = environment();
     let rendered = env
-        .render_str(template, context! { alert => alert, delivery_id => delivery_id })
+        .render_str(
+            template,
+            context! { alert => alert, delivery_id => delivery_id },
+        )
         .map_err(|e| format!("template: {e}"))?;
     serde_json::from_str::<serde::de::IgnoredAny>(&rendered)
         .map_err(|e| format!("template output is not JSON ({e}): {rendered}"))?;
@@ -48,9 +51,8 @@ pub fn body(template: Option<&str>, alert: &Alert, delivery_id: &str) -> Result<
 /// `sha256=<hex>` over `{timestamp}.{body}`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| {
-        unreachable!("HMAC-SHA256 takes keys of any length")
-    });
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC-SHA256 takes keys of any length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);

@@ -48,7 +48,8 @@ impl Scratch {
 }
 
 /// Fast retries for tests.
-pub const FAST_OUTBOX: &str = "outbox: { base_delay_ms: 20, max_delay_seconds: 2, max_attempts: 5 }";
+pub const FAST_OUTBOX: &str =
+    "outbox: { base_delay_ms: 20, max_delay_seconds: 2, max_attempts: 5 }";
 
 pub fn alert(n: usize, severity: Severity) -> Alert {
     let mut a = sample_alert("sg-open", severity, &format!("key-{n}"));
@@ -58,8 +59,11 @@ pub fn alert(n: usize, severity: Severity) -> Alert {
 
 /// Runs the notifier until idle with a hard timeout.
 pub async fn drain(notifier: &Notifier) -> trailwatch_notify::RunStats {
-    tokio::time::timeout(std::time::Duration::from_secs(60), notifier.run_until_idle())
-        .await
-        .expect("run_until_idle did not finish in 60 s")
-        .unwrap()
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        notifier.run_until_idle(),
+    )
+    .await
+    .expect("run_until_idle did not finish in 60 s")
+    .unwrap()
 }
