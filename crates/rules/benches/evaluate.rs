@@ -12,7 +12,10 @@ use trailwatch_rules::{EvalScratch, RuleSet, builtin_sources};
 fn load_events() -> Vec<Event> {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cloudtrail");
     let mut events = Vec::new();
-    for dir in ["invictus-ir_aws_dataset/CloudTrail", "stratus-red-team_detonation-logs"] {
+    for dir in [
+        "invictus-ir_aws_dataset/CloudTrail",
+        "stratus-red-team_detonation-logs",
+    ] {
         let Ok(entries) = std::fs::read_dir(base.join(dir)) else {
             continue;
         };

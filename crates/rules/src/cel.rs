@@ -33,8 +33,9 @@ impl CelExpr {
     pub fn compile(source: &str, pos: Pos) -> Result<CelExpr, String> {
         // The CEL parser (antlr4rust) can panic on some malformed input instead of
         // returning an error; contain that so a bad rule never takes the process down.
-        let compiled = std::panic::catch_unwind(|| Program::compile(source))
-            .map_err(|_| format!("CEL syntax error in {source:?}: the parser could not read it"))?;
+        let compiled = compile_quietly(source).ok_or_else(|| {
+            format!("CEL syntax error in {source:?}: the expression is incomplete or malformed")
+        })?;
         let program = compiled.map_err(|e| {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("syntax error").to_owned();
@@ -92,6 +93,20 @@ impl CelExpr {
             .filter(|v| !known.contains(&v.as_str()))
             .collect()
     }
+}
+
+/// Runs the CEL parser, turning a parser panic into `None` without printing the panic
+/// message (the hook is swapped under a lock for the duration; compiles are rare).
+fn compile_quietly(source: &str) -> Option<Result<Program, cel_interpreter::ParseErrors>> {
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = HOOK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| Program::compile(source));
+    std::panic::set_hook(previous);
+    result.ok()
 }
 
 /// Identifiers bound by CEL macros: the first argument of `.all(`, `.exists(`,
