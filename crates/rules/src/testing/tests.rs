@@ -185,3 +185,89 @@ fn every_rule_error_is_reported() {
 fn yaml_syntax_error_names_line() {
     check_errors("id: r1\ntitle: [unclosed\n", &[(2, "")]);
 }
+
+/// Evaluates one record with the built-in pack under `config_yaml` and returns
+/// (rule id, severity) of every alert.
+fn builtin_alerts(config_yaml: &str, record: serde_json::Value) -> Vec<(String, String)> {
+    let config = trailwatch_config::parse("tw.yaml", config_yaml).unwrap_or_else(|e| panic!("{e}"));
+    let set =
+        RuleSet::compile(&crate::builtin_sources(), &config).unwrap_or_else(|e| panic!("{e}"));
+    let event = event_from_value(&record, "test").unwrap();
+    let mut scratch = EvalScratch::default();
+    let mut out: Vec<(String, String)> = set
+        .evaluate(&event, &mut scratch)
+        .into_iter()
+        .map(|c| (c.alert.rule_id, c.alert.severity.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn stop_logging(user_agent: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventTime": "2024-07-31T13:06:24Z", "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": "StopLogging", "awsRegion": "us-east-1", "recipientAccountId": "123456789012",
+        "userAgent": user_agent, "sourceIPAddress": "198.51.100.1",
+        "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/terraform-ci/run-1",
+            "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::123456789012:role/terraform-ci", "userName": "terraform-ci"}}},
+        "requestParameters": {"name": "main"}, "eventID": "e-1"
+    })
+}
+
+#[test]
+fn config_overrides_disables_and_trusts() {
+    let check = |cfg: &str, want: &[(&str, &str)]| {
+        let got = builtin_alerts(cfg, stop_logging("aws-cli/2"));
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(got, want, "{cfg}");
+    };
+    check("", &[("cloudtrail-logging-tampered", "critical")]);
+    check(
+        "rules:\n  severity: {cloudtrail-logging-tampered: low}\n",
+        &[("cloudtrail-logging-tampered", "low")],
+    );
+    check("rules:\n  disable: [cloudtrail-logging-tampered]\n", &[]);
+    // The role ARN of a session is matched, so one pattern covers every session.
+    check(
+        "trusted:\n  principals: ['arn:aws:iam::*:role/terraform-*']\n",
+        &[],
+    );
+    check("trusted:\n  cidrs: [198.51.100.0/24]\n", &[]);
+    check(
+        "accounts: {'123456789012': prod}\n",
+        &[("cloudtrail-logging-tampered", "critical")],
+    );
+    let got = builtin_alerts(
+        "trusted:\n  user_agents: ['*Terraform*']\n",
+        stop_logging("APN/1.0 HashiCorp/1.0 Terraform/1.5.7"),
+    );
+    assert!(got.is_empty());
+}
+
+#[test]
+fn test_cases_can_name_event_files() {
+    let dir = std::env::temp_dir().join(format!("trailwatch-rules-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = stop_logging("aws-cli/2");
+    std::fs::write(
+        dir.join("stop.json"),
+        serde_json::json!({"Records": [record]}).to_string(),
+    )
+    .unwrap();
+    let rule = "id: stop\ntitle: T\nseverity: high\nmatch: {detail: {eventName: [StopLogging]}}\nalert: {title: stopped}\ntests:\n  - name: from a log file\n    file: stop.json\n    expect: {count: 1}\n  - name: missing file\n    file: nope.json\n    expect: {count: 0}\n";
+    let path = dir.join("rule.yaml");
+    let report = run(
+        &[RuleSource::new(path.display().to_string(), rule)],
+        &Config::default(),
+    );
+    assert_eq!((report.passed, report.failed), (1, 1), "{report}");
+    assert!(
+        report.failures[0].reason.contains("cannot read"),
+        "{report}"
+    );
+    assert_eq!(report.failures[0].line, 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
