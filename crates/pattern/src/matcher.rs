@@ -136,21 +136,19 @@ impl Scratch {
 
 /// The value a record stands for.
 fn val_of<'a>(r: &ValRec, strbuf: &'a [u8], event: &'a [u8]) -> Val<'a> {
-    {
-        let src = if r.unescaped { strbuf } else { event };
-        let bytes = src
-            .get(r.start as usize..r.end as usize)
-            .unwrap_or_default();
-        let v = match r.kind {
-            Kind::Str => Value::Str(bytes),
-            // Number literals are ASCII by construction.
-            Kind::Num => Value::Num(std::str::from_utf8(bytes).unwrap_or("0")),
-            Kind::True => Value::Bool(true),
-            Kind::False => Value::Bool(false),
-            Kind::Null => Value::Null,
-        };
-        Val { v, exact: r.exact }
-    }
+    let src = if r.unescaped { strbuf } else { event };
+    let bytes = src
+        .get(r.start as usize..r.end as usize)
+        .unwrap_or_default();
+    let v = match r.kind {
+        Kind::Str => Value::Str(bytes),
+        // Number literals are ASCII by construction.
+        Kind::Num => Value::Num(std::str::from_utf8(bytes).unwrap_or("0")),
+        Kind::True => Value::Bool(true),
+        Kind::False => Value::Bool(false),
+        Kind::Null => Value::Null,
+    };
+    Val { v, exact: r.exact }
 }
 
 impl<Id: Clone + Eq + Hash> Default for Matcher<Id> {

@@ -86,8 +86,8 @@ impl Wildcard {
         &self.segs[0]
     }
 
-    /// The literal text after the last star (empty without stars... which
-    /// callers handle by checking `has_star`).
+    /// The literal text after the last star (the whole operand when there
+    /// is no star: check [`Wildcard::has_star`] first).
     pub(crate) fn literal_suffix(&self) -> &[u8] {
         &self.segs[self.segs.len() - 1]
     }
