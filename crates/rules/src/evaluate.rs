@@ -317,6 +317,7 @@ impl RuleSet {
             );
         }
         scratch.items_dropped += dropped as u64;
+        let mut keys_seen: Vec<String> = Vec::new();
         for combo in combos {
             let mut ctx = self.root.new_inner_scope();
             ctx.add_variable_from_value("record", f.record_cel.clone());
@@ -385,14 +386,16 @@ impl RuleSet {
                     eval_keys(k).join("|")
                 }
             });
-            // The alert's `item`: the item itself for one binding, all bindings by name for
-            // several (so a range keeps its permission).
-            let alert_item = if combo.len() > 1 {
-                Value::Object(combo.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            } else {
-                item.clone()
-            };
-            let alert = self.render(rule, event, f, severity, &item, &alert_item, &vars);
+            let mut alert = self.render(rule, event, f, severity, &item, &vars);
+            // Two items of one event can look alike (the same range in two permissions):
+            // number repeats so every alert keeps its own idempotency key.
+            let base = alert.dedup_key.clone();
+            let mut n = 1;
+            while keys_seen.contains(&alert.dedup_key) {
+                n += 1;
+                alert.dedup_key = format!("{base}#{n}");
+            }
+            keys_seen.push(alert.dedup_key.clone());
             out.push(Candidate {
                 alert,
                 rule_index: index,
@@ -403,7 +406,6 @@ impl RuleSet {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         rule: &Rule,
@@ -411,7 +413,6 @@ impl RuleSet {
         f: &Facts,
         severity: Severity,
         item: &Value,
-        alert_item: &Value,
         vars: &[(String, Value)],
     ) -> trailwatch_alert::Alert {
         let alias = self.accounts.get(&f.account).cloned();
@@ -471,7 +472,7 @@ impl RuleSet {
         } else {
             facts
         };
-        let item_opt = (!alert_item.is_null()).then(|| alert_item.clone());
+        let item_opt = (!item.is_null()).then(|| item.clone());
         let item_text = item_opt.as_ref().map(Value::to_string).unwrap_or_default();
         let prov = event.provenance();
         Alert {

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::window::{DedupEntry, ThresholdWindow};
 
-/// One stored value.
-#[derive(Debug, Clone, PartialEq)]
+/// One stored value (serializable, so a shared store can keep it as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Entry {
     /// A threshold group's event times.
     Threshold(ThresholdWindow),
@@ -18,7 +19,7 @@ pub enum Entry {
 
 /// When an entry may be dropped: whichever comes first of an event-time deadline (compared
 /// with the newest event time seen) and a wall-clock deadline (compared with the clock).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expiry {
     /// Event-time deadline.
     pub event_time: DateTime<Utc>,

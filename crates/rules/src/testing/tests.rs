@@ -271,3 +271,29 @@ fn test_cases_can_name_event_files() {
     assert_eq!(report.failures[0].line, 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn alike_items_keep_distinct_dedup_keys() {
+    // The same range in two permissions: two alerts, two keys.
+    let record = serde_json::json!({
+        "eventTime": "2024-07-31T13:06:24Z", "eventSource": "ec2.amazonaws.com",
+        "eventName": "AuthorizeSecurityGroupIngress", "awsRegion": "eu-west-1",
+        "recipientAccountId": "123456789012", "eventID": "e-2",
+        "userIdentity": {"type": "IAMUser", "userName": "bob"},
+        "requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}},
+            {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}
+        ]}}
+    });
+    let set = RuleSet::compile(&crate::builtin_sources(), &Config::default()).unwrap();
+    let event = event_from_value(&record, "test").unwrap();
+    let keys: Vec<String> = set
+        .evaluate(&event, &mut EvalScratch::default())
+        .into_iter()
+        .filter(|c| c.alert.rule_id == "ec2-security-group-ingress-open-to-world")
+        .map(|c| c.alert.dedup_key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1]);
+    assert!(keys[1].ends_with("#2"), "{keys:?}");
+}
