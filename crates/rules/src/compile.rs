@@ -98,7 +98,7 @@ pub struct TestCase {
 }
 
 impl Rule {
-    /// The severity names for `severity_if` and overrides, for lint and docs.
+    /// Whether the rule keeps state (a threshold or dedup window) in the gate.
     pub fn is_stateful(&self) -> bool {
         self.threshold.is_some() || self.dedup.is_some()
     }
