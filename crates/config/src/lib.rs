@@ -477,6 +477,13 @@ fn validate_hours(
                 )),
             }
         }
+        if out.is_empty() && errors.len() == before {
+            errors.push(ConfigError::new(
+                origin,
+                at("days", ""),
+                "business_hours.days is empty: every moment would be outside business hours",
+            ));
+        }
         bh.days = out;
     }
     if let Some(tz) = &raw.timezone {

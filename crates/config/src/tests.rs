@@ -102,3 +102,11 @@ fn business_hours_in_time_zone() {
 fn syntax_error_has_position() {
     check_errors("accounts: [\n", &["t.yaml:"]);
 }
+
+#[test]
+fn empty_working_week_is_an_error() {
+    check_errors(
+        "business_hours:\n  days: []\n",
+        &["t.yaml:2:3: business_hours.days is empty"],
+    );
+}
