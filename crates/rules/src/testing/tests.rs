@@ -297,3 +297,17 @@ fn alike_items_keep_distinct_dedup_keys() {
     assert_ne!(keys[0], keys[1]);
     assert!(keys[1].ends_with("#2"), "{keys:?}");
 }
+
+#[test]
+fn unknown_fields_do_not_hide_other_errors() {
+    check_errors(
+        "id: bad\ntitle: T\nseverity: low\nmatch: {detail: {eventName: [X]}}\nwhere: \"recrod.x == 1\"\nthreshold: {window: 5m}\nalert: {title: \"{{ nope }}\"}\ncolour:\n  - red\n  - blue\nshade: dark\n",
+        &[
+            (5, "rule bad: unknown CEL variable `recrod`"),
+            (6, "rule bad: threshold has a window but no count"),
+            (7, "rule bad: unknown template variable `nope`"),
+            (8, "rule bad: unknown field `colour`"),
+            (11, "rule bad: unknown field `shade`"),
+        ],
+    );
+}
