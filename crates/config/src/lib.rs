@@ -283,16 +283,17 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigErrors> {
                 ),
                 Err(e) => errors.push(ConfigError::from_yaml(origin, e)),
             },
-            "business_hours" => match piece.parse::<Option<RawBusinessHours>>() {
-                Ok(raw) => {
-                    if let Some(bh) =
+            "business_hours" => {
+                let (raw, errs) =
+                    piece.parse_lenient::<Option<RawBusinessHours>>(raw::BUSINESS_HOURS_FIELDS);
+                errors.extend(errs.into_iter().map(|e| ConfigError::from_yaml(origin, e)));
+                if let Some(raw) = raw
+                    && let Some(bh) =
                         validate_hours(origin, &piece, raw.unwrap_or_default(), &mut errors)
-                    {
-                        config.business_hours = bh;
-                    }
+                {
+                    config.business_hours = bh;
                 }
-                Err(e) => errors.push(ConfigError::from_yaml(origin, e)),
-            },
+            }
             "required_tags" => match piece.parse::<Option<Vec<String>>>() {
                 Ok(tags) => {
                     for t in tags.unwrap_or_default() {
@@ -309,20 +310,22 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigErrors> {
                 }
                 Err(e) => errors.push(ConfigError::from_yaml(origin, e)),
             },
-            "trusted" => match piece.parse::<Option<RawTrusted>>() {
-                Ok(raw) => {
+            "trusted" => {
+                let (raw, errs) = piece.parse_lenient::<Option<RawTrusted>>(raw::TRUSTED_FIELDS);
+                errors.extend(errs.into_iter().map(|e| ConfigError::from_yaml(origin, e)));
+                if let Some(raw) = raw {
                     config.trusted =
-                        validate_trusted(origin, &piece, raw.unwrap_or_default(), &mut errors)
+                        validate_trusted(origin, &piece, raw.unwrap_or_default(), &mut errors);
                 }
-                Err(e) => errors.push(ConfigError::from_yaml(origin, e)),
-            },
-            "rules" => match piece.parse::<Option<RawRules>>() {
-                Ok(raw) => {
+            }
+            "rules" => {
+                let (raw, errs) = piece.parse_lenient::<Option<RawRules>>(raw::RULES_FIELDS);
+                errors.extend(errs.into_iter().map(|e| ConfigError::from_yaml(origin, e)));
+                if let Some(raw) = raw {
                     config.rules =
-                        validate_rules(origin, &piece, raw.unwrap_or_default(), &mut errors)
+                        validate_rules(origin, &piece, raw.unwrap_or_default(), &mut errors);
                 }
-                Err(e) => errors.push(ConfigError::from_yaml(origin, e)),
-            },
+            }
             k if RAW_SECTIONS.contains(&k) => {
                 config.raw.insert(
                     piece.key.clone(),

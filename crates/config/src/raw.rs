@@ -54,3 +54,10 @@ pub struct RawRules {
     /// Whether the built-in pack is loaded at all. Default true.
     pub builtin: Option<bool>,
 }
+
+/// The fields of [`RawBusinessHours`] (for reporting unknown ones without hiding others).
+pub const BUSINESS_HOURS_FIELDS: &[&str] = &["start", "end", "days", "timezone"];
+/// The fields of [`RawTrusted`].
+pub const TRUSTED_FIELDS: &[&str] = &["principals", "cidrs", "user_agents"];
+/// The fields of [`RawRules`].
+pub const RULES_FIELDS: &[&str] = &["disable", "enable", "severity", "paths", "builtin"];

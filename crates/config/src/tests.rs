@@ -110,3 +110,41 @@ fn empty_working_week_is_an_error() {
         &["t.yaml:2:3: business_hours.days is empty"],
     );
 }
+
+#[test]
+fn unknown_field_does_not_hide_the_sections_other_errors() {
+    check_errors(
+        "business_hours:\n  start: '7'\n  tz: UTC\n  end: '99:00'\ntrusted:\n  cidr: [x]\n  cidrs: [nope]\n",
+        &[
+            "t.yaml:2:3: business_hours.start",
+            "t.yaml:3:3: unknown field `tz`, expected one of start, end, days, timezone",
+            "t.yaml:4:3: business_hours.end",
+            "t.yaml:6:3: unknown field `cidr`",
+            "t.yaml:7:11: trusted.cidrs",
+        ],
+    );
+}
+
+/// The field lists used for lenient parsing match the serde structs.
+#[test]
+fn field_lists_match_the_structs() {
+    fn fields_of<T: serde::de::DeserializeOwned>() -> String {
+        let err = yaml::from_str::<T>("zzz_unknown: 1\n")
+            .err()
+            .map(|e| e.reason)
+            .unwrap_or_default();
+        err.split("expected one of ")
+            .nth(1)
+            .unwrap_or("")
+            .replace('`', "")
+    }
+    assert_eq!(
+        fields_of::<raw::RawBusinessHours>(),
+        raw::BUSINESS_HOURS_FIELDS.join(", ")
+    );
+    assert_eq!(
+        fields_of::<raw::RawTrusted>(),
+        raw::TRUSTED_FIELDS.join(", ")
+    );
+    assert_eq!(fields_of::<raw::RawRules>(), raw::RULES_FIELDS.join(", "));
+}

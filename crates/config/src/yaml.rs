@@ -91,6 +91,63 @@ impl Piece {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
         from_str(&self.text)
     }
+
+    /// Parses this piece (a mapping) into `T`, whose fields are `fields`. Unknown keys are
+    /// reported and blanked out, and the rest is parsed again, so one unknown key does not
+    /// hide the other problems. Returns the value (when the rest parsed) and the errors.
+    pub fn parse_lenient<T: DeserializeOwned>(
+        &self,
+        fields: &[&str],
+    ) -> (Option<T>, Vec<YamlError>) {
+        parse_lenient(&self.text, fields)
+    }
+}
+
+/// See [`Piece::parse_lenient`].
+pub fn parse_lenient<T: DeserializeOwned>(
+    text: &str,
+    fields: &[&str],
+) -> (Option<T>, Vec<YamlError>) {
+    let first = match from_str::<T>(text) {
+        Ok(v) => return (Some(v), Vec::new()),
+        Err(e) => e,
+    };
+    let Ok(pieces) = split_mapping(text) else {
+        return (None, vec![first]);
+    };
+    let unknown: Vec<usize> = (0..pieces.len())
+        .filter(|&i| !fields.contains(&pieces[i].key.as_str()))
+        .collect();
+    if unknown.is_empty() {
+        return (None, vec![first]);
+    }
+    let mut errors = Vec::new();
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    for &i in &unknown {
+        let p = &pieces[i];
+        errors.push(YamlError {
+            pos: p.key_pos,
+            reason: format!(
+                "unknown field `{}`, expected one of {}",
+                p.key,
+                fields.join(", ")
+            ),
+        });
+        let from = p.key_pos.line.saturating_sub(1);
+        let to = pieces
+            .get(i + 1)
+            .map_or(lines.len(), |n| n.key_pos.line.saturating_sub(1));
+        for line in lines.iter_mut().take(to).skip(from) {
+            *line = "";
+        }
+    }
+    match from_str::<T>(&lines.join("\n")) {
+        Ok(v) => (Some(v), errors),
+        Err(e) => {
+            errors.push(e);
+            (None, errors)
+        }
+    }
 }
 
 /// Byte offsets of the start of each line (index 0 is line 1).

@@ -176,7 +176,7 @@ fn sniff_id(text: &str) -> Option<String> {
 }
 
 /// The top-level fields of a rule (keep in step with [`RawRule`]).
-const RULE_FIELDS: &[&str] = &[
+pub(crate) const RULE_FIELDS: &[&str] = &[
     "id",
     "title",
     "description",
@@ -200,54 +200,15 @@ const RULE_FIELDS: &[&str] = &[
 /// Parses one rule. Unknown top-level fields are reported and blanked out, and the rest is
 /// parsed again, so that they do not hide the rule's other errors.
 fn parse_rule(text: &str, origin: &str, errors: &mut Vec<RuleError>) -> Option<RawRule> {
-    let schema_error = |pos, reason| RuleError {
+    let (raw, errs) = yaml::parse_lenient::<RawRule>(text, RULE_FIELDS);
+    errors.extend(errs.into_iter().map(|e| RuleError {
         origin: origin.to_owned(),
-        pos,
+        pos: e.pos,
         rule_id: sniff_id(text),
         kind: RuleErrorKind::Schema,
-        reason,
-    };
-    let first = match yaml::from_str::<RawRule>(text) {
-        Ok(r) => return Some(r),
-        Err(e) => e,
-    };
-    let Ok(pieces) = yaml::split_mapping(text) else {
-        errors.push(schema_error(first.pos, first.reason));
-        return None;
-    };
-    let unknown: Vec<usize> = (0..pieces.len())
-        .filter(|&i| !RULE_FIELDS.contains(&pieces[i].key.as_str()))
-        .collect();
-    if unknown.is_empty() {
-        errors.push(schema_error(first.pos, first.reason));
-        return None;
-    }
-    let mut lines: Vec<&str> = text.split('\n').collect();
-    for &i in &unknown {
-        let p = &pieces[i];
-        errors.push(schema_error(
-            p.key_pos,
-            format!(
-                "unknown field `{}`, expected one of {}",
-                p.key,
-                RULE_FIELDS.join(", ")
-            ),
-        ));
-        let from = p.key_pos.line.saturating_sub(1);
-        let to = pieces
-            .get(i + 1)
-            .map_or(lines.len(), |n| n.key_pos.line.saturating_sub(1));
-        for line in lines.iter_mut().take(to).skip(from) {
-            *line = "";
-        }
-    }
-    match yaml::from_str::<RawRule>(&lines.join("\n")) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            errors.push(schema_error(e.pos, e.reason));
-            None
-        }
-    }
+        reason: e.reason,
+    }));
+    raw
 }
 
 /// Splits one source into rule pieces (one per rule), reporting YAML syntax errors.

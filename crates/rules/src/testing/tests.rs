@@ -311,3 +311,18 @@ fn unknown_fields_do_not_hide_other_errors() {
         ],
     );
 }
+
+/// RULE_FIELDS matches the serde struct (the lenient parser relies on it).
+#[test]
+fn rule_field_list_matches_the_struct() {
+    let err = trailwatch_config::yaml::from_str::<crate::schema::RawRule>("zzz_unknown: 1\n")
+        .err()
+        .map(|e| e.reason)
+        .unwrap_or_default();
+    let listed = err
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or("")
+        .replace('`', "");
+    assert_eq!(listed, crate::compile::RULE_FIELDS.join(", "));
+}
