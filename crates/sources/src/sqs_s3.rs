@@ -13,7 +13,7 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use tokio_util::io::SyncIoBridge;
 use trailwatch_event::{Event, Item, Limits, SkipScope, decode};
 
-use crate::dedup::{Deliverer, run_blocking};
+use crate::dedup::Deliverer;
 use crate::error::{SourceError, sdk_message};
 use crate::metrics::SourceMetrics;
 use crate::s3_poll::LogKey;
@@ -125,7 +125,8 @@ impl ObjectReader {
         let limits = self.limits.clone();
         let batch = self.batch_events.max(1);
         let origin_arc: Arc<str> = Arc::from(origin.as_str());
-        let decoding = run_blocking("decoding an S3 object", move || {
+        // Spawned now (not lazily), so decoding runs while this task drains the channel.
+        let decoding = tokio::task::spawn_blocking(move || {
             let reader = Abortable {
                 inner: SyncIoBridge::new(reader),
                 abort: abort_reader,
@@ -180,7 +181,11 @@ impl ObjectReader {
                 }
             }
         }
-        let (bytes, skipped, failure, digest) = decoding.await?;
+        let (bytes, skipped, failure, digest) =
+            decoding.await.map_err(|e| SourceError::Task {
+                what: format!("decoding {origin}"),
+                message: e.to_string(),
+            })?;
         report.bytes = size.unwrap_or(bytes);
         report.skipped_records = skipped;
         report.digest = digest;

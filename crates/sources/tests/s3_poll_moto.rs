@@ -28,8 +28,8 @@ fn poll_config(since: &str) -> S3PollConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
-    let Some(first) = make_corpus(2000, Some("2026-01-01T00:00:00"), Some(2.0), 3) else { return };
-    let Some(second) = make_corpus(600, Some("2026-01-03T00:00:00"), Some(1.0), 4) else { return };
+    let Some(first) = make_corpus(2000, 3, &["--accounts", "2", "--start", "2026-01-01T23:45:00", "--days", "0.02"]) else { return };
+    let Some(second) = make_corpus(600, 4, &["--accounts", "2", "--start", "2026-01-03T00:00:00"]) else { return };
     let first_files = corpus_files(first.path());
     let second_files = corpus_files(second.path());
     let moto = MotoServer::start().expect("moto server");

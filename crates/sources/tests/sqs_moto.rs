@@ -58,7 +58,7 @@ fn source(f: &Fixture, config: SqsConfig, deliverer: Arc<trailwatch_sources::Del
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restarts() {
-    let Some(corpus) = make_corpus(5000, None, None, 7) else { return };
+    let Some(corpus) = make_corpus(5000, 7, &[]) else { return };
     let files = corpus_files(corpus.path());
     let expected = corpus_ids(&files);
     assert_eq!(expected.len(), 5000);
@@ -204,7 +204,7 @@ async fn poison_messages_are_retried_then_left_for_redrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
-    let Some(corpus) = make_corpus(300, None, None, 11) else { return };
+    let Some(corpus) = make_corpus(300, 11, &[]) else { return };
     let files = corpus_files(corpus.path());
     let (f, s3) = fixture().await;
     let url = create_queue(&f.sqs, "trail-events").await;

@@ -78,25 +78,22 @@ impl Pipeline for Recording {
     }
 }
 
-/// The shared data folder, or `None` (with a printed note) when it is absent.
-pub fn make_corpus(records: u64, start: Option<&str>, days: Option<f64>, seed: u64) -> Option<tempfile::TempDir> {
+/// A corpus from `../shared/tools/make-corpus` (100 records per file, plus `extra` flags), or
+/// `None` with a printed note when the shared folder is absent.
+pub fn make_corpus(records: u64, seed: u64, extra: &[&str]) -> Option<tempfile::TempDir> {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/make-corpus");
     if !tool.exists() {
         eprintln!("note: {} is absent; skipping this test's corpus part", tool.display());
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(&tool);
-    cmd.args(["--records", &records.to_string(), "--per-file", "100", "--seed", &seed.to_string()])
+    let out = std::process::Command::new(&tool)
+        .args(["--records", &records.to_string(), "--per-file", "100", "--seed", &seed.to_string()])
+        .args(extra)
         .arg("--out")
-        .arg(dir.path());
-    if let Some(start) = start {
-        cmd.args(["--start", start]);
-    }
-    if let Some(days) = days {
-        cmd.args(["--days", &days.to_string()]);
-    }
-    let out = cmd.output().expect("running make-corpus");
+        .arg(dir.path())
+        .output()
+        .expect("running make-corpus");
     assert!(out.status.success(), "make-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(dir)
 }
