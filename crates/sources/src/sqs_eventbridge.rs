@@ -60,6 +60,17 @@ pub fn plan(body: &[u8], origin: &str, message_id: Option<&str>, limits: &Limits
             (_, SkipScope::Input) => plan.failure = Some(s.reason.to_string()),
         },
     });
+    if plan.events.is_empty()
+        && plan.objects.is_empty()
+        && plan.failure.is_none()
+        && (plan.skipped_records > 0 || plan.notices.is_empty())
+    {
+        // Nothing usable and nothing deliberately skipped: undecodable, not a notice.
+        plan.failure = Some(format!(
+            "nothing to process: {} unusable record(s), no event, no log file",
+            plan.skipped_records
+        ));
+    }
     plan
 }
 
@@ -118,5 +129,7 @@ mod tests {
 
         let p = plan(b"{not json", "q", Some("m5"), &Limits::default());
         assert!(p.failure.is_some(), "{p:?}");
+        let p = plan(b"this is not a notification", "q", Some("m6"), &Limits::default());
+        assert!(p.failure.is_some() && !p.only_notices(), "{p:?}");
     }
 }

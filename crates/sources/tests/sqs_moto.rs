@@ -176,9 +176,9 @@ async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restart
 async fn poison_messages_are_retried_then_left_for_redrive() {
     let (f, s3) = fixture().await;
     let url = create_queue(&f.sqs, "poison").await;
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("poison-bucket").send().await.unwrap();
     f.sqs.send_message().queue_url(&url).message_body("this is not a notification").send().await.unwrap();
-    let missing = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-01-01T00:00:00.000Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0000Z_gone.json.gz","size":10}}}]}"#;
+    let missing = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-01-01T00:00:00.000Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"poison-bucket"},"object":{"key":"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0000Z_gone.json.gz","size":10}}}]}"#;
     f.sqs.send_message().queue_url(&url).message_body(missing).send().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
