@@ -106,3 +106,49 @@ async fn run_stops_on_shutdown_and_delivers_what_arrives_meanwhile() {
     let stats = worker.await.unwrap().unwrap();
     assert_eq!(stats.delivered, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_digest_window_is_delivered_as_one_alert() {
+    use trailwatch_notify::outbox::{Schedule, now_ms};
+    let s = Scratch::new();
+    let file = s.dir.path().join("digest.jsonl");
+    let n = s.notifier(&format!(
+        "destinations:\n  file: {{ type: jsonl, path: '{}' }}\n",
+        file.display()
+    ));
+    // Three alerts batched into a 15-minute window that closed a minute ago.
+    let start = now_ms() - 16 * 60_000;
+    let schedule = Schedule::Digest {
+        start_ms: start,
+        len_ms: 15 * 60_000,
+    };
+    let alerts = [
+        alert(1, Severity::Low),
+        alert(2, Severity::Medium),
+        alert(3, Severity::Info),
+    ];
+    let items: Vec<_> = alerts
+        .iter()
+        .map(|a| (a, vec![("file".to_owned(), schedule)]))
+        .collect();
+    assert_eq!(n.outbox().enqueue(&items).unwrap(), 3);
+    assert_eq!(drain(&n).await.delivered, 1);
+    let lines: Vec<Alert> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let digest = &lines[0];
+    assert_eq!(digest.rule_id, "trailwatch-digest");
+    assert_eq!(digest.severity, Severity::Medium);
+    assert!(
+        digest.title.starts_with("3 alerts in the 15-minute window"),
+        "{}",
+        digest.title
+    );
+    assert_eq!(digest.body.lines().count(), 3);
+    assert_eq!(digest.dedup_key, format!("digest:file:{start}"));
+    let counts = n.counts().unwrap();
+    assert_eq!((counts.digested, counts.sent, counts.digest), (3, 1, 0));
+}
