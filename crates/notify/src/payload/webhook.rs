@@ -40,7 +40,10 @@ pub fn body(template: Option<&str>, alert: &Alert, delivery_id: &str) -> Result<
     let rendered = env
         .render_str(
             template,
-            context! { alert => alert, delivery_id => delivery_id },
+            context! {
+                alert => minijinja::Value::from(minijinja::value::Serde(alert)),
+                delivery_id => delivery_id,
+            },
         )
         .map_err(|e| format!("template: {e}"))?;
     serde_json::from_str::<serde::de::IgnoredAny>(&rendered)
