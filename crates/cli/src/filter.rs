@@ -93,7 +93,10 @@ mod tests {
             Ok(TimeBound::At(t))
         );
         let midnight = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
-        assert_eq!("2026-01-02".parse::<TimeBound>(), Ok(TimeBound::At(midnight)));
+        assert_eq!(
+            "2026-01-02".parse::<TimeBound>(),
+            Ok(TimeBound::At(midnight))
+        );
         let ago = "24h".parse::<TimeBound>().unwrap();
         assert_eq!(ago.resolve(t), t - chrono::Duration::hours(24));
         assert!("yesterday-ish".parse::<TimeBound>().is_err());

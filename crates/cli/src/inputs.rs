@@ -122,7 +122,10 @@ pub fn list(paths: &[PathBuf]) -> anyhow::Result<Listing> {
             continue;
         }
         let mut found = Vec::new();
-        for entry in walkdir::WalkDir::new(arg).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(arg)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             let entry = entry.with_context(|| format!("cannot walk {}", arg.display()))?;
             if !entry.file_type().is_file() {
                 continue;
@@ -160,7 +163,9 @@ mod tests {
     #[test]
     fn folders_are_walked_recursively_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let deep = dir.path().join("AWSLogs/o-1/111/CloudTrail/us-east-1/2026/01/01");
+        let deep = dir
+            .path()
+            .join("AWSLogs/o-1/111/CloudTrail/us-east-1/2026/01/01");
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(deep.join("b.json.gz"), b"x").unwrap();
         std::fs::write(deep.join("a.json.gz"), b"x").unwrap();

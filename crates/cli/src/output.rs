@@ -51,7 +51,11 @@ fn write_text(out: &mut dyn Write, a: &Alert) -> io::Result<()> {
         writeln!(out, "  details:  {}", fields.join("  "))?;
     }
     if a.repeats > 0 {
-        writeln!(out, "  repeats:  {} more within the dedup window", a.repeats)?;
+        writeln!(
+            out,
+            "  repeats:  {} more within the dedup window",
+            a.repeats
+        )?;
     }
     writeln!(out, "  event:    {}", a.event_id)?;
     writeln!(out, "  console:  {}", a.console_url)?;

@@ -38,7 +38,11 @@ fn test(path: &Path) -> anyhow::Result<u8> {
             Ok(None) => continue,
             Err(err) => {
                 failed += 1;
-                writeln!(out, "FAIL {}:{line_no}: bad case line: {err}", path.display())?;
+                writeln!(
+                    out,
+                    "FAIL {}:{line_no}: bad case line: {err}",
+                    path.display()
+                )?;
                 continue;
             }
         };
@@ -57,7 +61,11 @@ fn test(path: &Path) -> anyhow::Result<u8> {
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
     out.flush()?;
-    Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED_CHECK })
+    Ok(if failed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILED_CHECK
+    })
 }
 
 fn read_pattern(path: &Path) -> anyhow::Result<Result<Pattern, String>> {
@@ -88,7 +96,11 @@ fn match_events(
     let mut matcher = Matcher::new();
     matcher.add(0u32, &pattern);
     let stdin_only = [std::path::PathBuf::from("-")];
-    let listing = inputs::list(if events.is_empty() { &stdin_only } else { events })?;
+    let listing = inputs::list(if events.is_empty() {
+        &stdin_only
+    } else {
+        events
+    })?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let (mut seen, mut matched) = (0u64, 0u64);
@@ -97,23 +109,28 @@ fn match_events(
         let reader = input
             .open()
             .with_context(|| format!("cannot read {}", input.origin()))?;
-        decode(reader, input.origin().into(), limits, &mut |item| match item {
-            Item::Event(event) => {
-                seen += 1;
-                match matcher.matches(event.json().as_bytes()) {
-                    Ok(ids) if !ids.is_empty() => {
-                        matched += 1;
-                        if let Err(err) = writeln!(out, "{}", event.json()) {
-                            write_error.get_or_insert(err);
+        decode(
+            reader,
+            input.origin().into(),
+            limits,
+            &mut |item| match item {
+                Item::Event(event) => {
+                    seen += 1;
+                    match matcher.matches(event.json().as_bytes()) {
+                        Ok(ids) if !ids.is_empty() => {
+                            matched += 1;
+                            if let Err(err) = writeln!(out, "{}", event.json()) {
+                                write_error.get_or_insert(err);
+                            }
                         }
+                        Ok(_) => {}
+                        Err(err) => eprintln!("trailwatch: {}: {err}", event.provenance()),
                     }
-                    Ok(_) => {}
-                    Err(err) => eprintln!("trailwatch: {}: {err}", event.provenance()),
                 }
-            }
-            Item::Skipped(skipped) => eprintln!("{}", crate::scan::skip_message(&skipped)),
-            Item::Digest(_) | Item::Object(_) => {}
-        });
+                Item::Skipped(skipped) => eprintln!("{}", crate::scan::skip_message(&skipped)),
+                Item::Digest(_) | Item::Object(_) => {}
+            },
+        );
     }
     if let Some(err) = write_error {
         return Err(err).context("cannot write events");

@@ -21,7 +21,11 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<u8> {
             };
             let report = testing::run(&sources, &config);
             println!("{report}");
-            Ok(if report.failed == 0 { EXIT_OK } else { EXIT_FAILED_CHECK })
+            Ok(if report.failed == 0 {
+                EXIT_OK
+            } else {
+                EXIT_FAILED_CHECK
+            })
         }
         RulesCommand::Lint { paths, config } => {
             let config = load_config(config.as_deref())?;
@@ -34,14 +38,21 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<u8> {
             for finding in &findings {
                 println!("{finding}");
             }
-            let errors = findings.iter().filter(|f| f.level == LintLevel::Error).count();
+            let errors = findings
+                .iter()
+                .filter(|f| f.level == LintLevel::Error)
+                .count();
             println!(
                 "{} findings ({} errors) in {} rule files",
                 findings.len(),
                 errors,
                 sources.len()
             );
-            Ok(if errors == 0 { EXIT_OK } else { EXIT_FAILED_CHECK })
+            Ok(if errors == 0 {
+                EXIT_OK
+            } else {
+                EXIT_FAILED_CHECK
+            })
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn read_rule_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<RuleSource>> {
 /// The rule sources a command runs: the built-in pack (unless turned off), the config's
 /// extra paths (relative to the config file's folder), and `--rules`.
 pub fn rule_sources(args: &RuleArgs, config: &Config) -> anyhow::Result<Vec<RuleSource>> {
-    let mut sources = if args.no_builtin {
+    let mut sources = if args.no_builtin || !config.rules.builtin {
         Vec::new()
     } else {
         builtin_sources()
@@ -81,7 +81,9 @@ pub fn rule_sources(args: &RuleArgs, config: &Config) -> anyhow::Result<Vec<Rule
     sources.extend(read_rule_sources(&config_paths)?);
     sources.extend(read_rule_sources(&args.rules)?);
     if sources.is_empty() {
-        bail!("no rules to run: --no-builtin was given without --rules");
+        bail!(
+            "no rules to run: the built-in pack is off (--no-builtin or rules.builtin: false) and no other rules were given"
+        );
     }
     Ok(sources)
 }

@@ -62,7 +62,12 @@ pub struct ScanContext<'a> {
 }
 
 /// Decodes and evaluates one input, reporting as it goes.
-fn process_input(input: &Input, ctx: &ScanContext<'_>, scratch: &mut EvalScratch, tx: &Sender<Report>) {
+fn process_input(
+    input: &Input,
+    ctx: &ScanContext<'_>,
+    scratch: &mut EvalScratch,
+    tx: &Sender<Report>,
+) {
     let origin: Arc<str> = input.origin().into();
     let mut counts = Summary {
         inputs: 1,
@@ -204,7 +209,9 @@ pub fn scan_inputs(
                     for candidate in found {
                         for alert in gate.admit(candidate) {
                             totals.alerts += 1;
-                            progress.suspend(|| emit(&alert)).context("cannot write alert")?;
+                            progress
+                                .suspend(|| emit(&alert))
+                                .context("cannot write alert")?;
                         }
                     }
                 }
@@ -275,11 +282,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     let mut out = BufWriter::new(stdout.lock());
     let started = Instant::now();
     let mut emit = |alert: &Alert| write_alert(&mut out, alert, args.format);
-    let mut summary = scan_inputs(&listing.inputs, &ctx, &mut gate, threads, &progress, &mut emit)?;
+    let mut summary = scan_inputs(
+        &listing.inputs,
+        &ctx,
+        &mut gate,
+        threads,
+        &progress,
+        &mut emit,
+    )?;
     out.flush().context("cannot write alerts")?;
     summary.files_ignored = listing.ignored.len() as u64;
     eprintln!("{}", summary.with_elapsed(started.elapsed()));
-    debug_assert!(summary.reconciles(), "summary does not reconcile: {summary:?}");
+    debug_assert!(
+        summary.reconciles(),
+        "summary does not reconcile: {summary:?}"
+    );
     if args.strict && summary.skipped_anything() {
         return Ok(EXIT_FAILED_CHECK);
     }

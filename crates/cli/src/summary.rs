@@ -69,7 +69,11 @@ impl Summary {
     /// duplicates + skipped.
     pub fn reconciles(&self) -> bool {
         self.records_in
-            == self.matched + self.unmatched + self.filtered + self.duplicates + self.records_skipped
+            == self.matched
+                + self.unmatched
+                + self.filtered
+                + self.duplicates
+                + self.records_skipped
     }
 
     /// Counts one skipped item that lost no record: a notice or a recovered warning.

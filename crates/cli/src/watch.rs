@@ -37,7 +37,8 @@ pub fn default_state_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("trailwatch"));
     }
-    let home = std::env::var_os("HOME").context("neither XDG_STATE_HOME nor HOME is set; pass --state DIR")?;
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_STATE_HOME nor HOME is set; pass --state DIR")?;
     Ok(PathBuf::from(home).join(".local/state/trailwatch"))
 }
 
@@ -77,7 +78,8 @@ impl<'a> Follower<'a> {
             .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
         let mut store = Store::open(state_dir.join("watch.sqlite"))?;
         if let Some(newest) = store.newest_event_time()? {
-            let horizon = chrono::Duration::from_std(dedup_horizon).unwrap_or(chrono::Duration::MAX);
+            let horizon =
+                chrono::Duration::from_std(dedup_horizon).unwrap_or(chrono::Duration::MAX);
             store.prune_seen(newest - horizon)?;
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -90,6 +92,22 @@ impl<'a> Follower<'a> {
             format,
             totals: Summary::default(),
         })
+    }
+
+    /// Closes idle windows by the clock and prints the dedup repeat summaries they release;
+    /// with `end_of_input`, closes every window (used by `--once`).
+    pub fn tick(&mut self, out: &mut dyn Write, end_of_input: bool) -> anyhow::Result<()> {
+        let alerts = if end_of_input {
+            self.gate.flush()
+        } else {
+            self.gate.tick()
+        };
+        for alert in &alerts {
+            write_alert(out, alert, self.format).context("cannot write alert")?;
+        }
+        out.flush().context("cannot write alerts")?;
+        self.totals.alerts += alerts.len() as u64;
+        Ok(())
     }
 
     /// Processes every log file under `dir` that the checkpoint does not list.
@@ -124,35 +142,40 @@ impl<'a> Follower<'a> {
         let mut skipped = Vec::new();
         let (ruleset, store, scratch) = (self.ruleset, &self.store, &mut self.scratch);
         let mut store_error = None;
-        let decoded = decode(reader, stamp.origin.as_str().into(), &self.limits, &mut |item| match item {
-            Item::Event(event) => {
-                let meta = event.meta();
-                let id = meta.event_id.clone().unwrap_or_else(|| meta.id.clone());
-                let seen = match store.event_seen(&id) {
-                    Ok(seen) => seen || seen_here.contains(&id),
-                    Err(err) => {
-                        store_error.get_or_insert(err);
-                        false
+        let decoded = decode(
+            reader,
+            stamp.origin.as_str().into(),
+            &self.limits,
+            &mut |item| match item {
+                Item::Event(event) => {
+                    let meta = event.meta();
+                    let id = meta.event_id.clone().unwrap_or_else(|| meta.id.clone());
+                    let seen = match store.event_seen(&id) {
+                        Ok(seen) => seen || seen_here.contains(&id),
+                        Err(err) => {
+                            store_error.get_or_insert(err);
+                            false
+                        }
+                    };
+                    if seen {
+                        counts.duplicates += 1;
+                        return;
                     }
-                };
-                if seen {
-                    counts.duplicates += 1;
-                    return;
+                    let found = ruleset.evaluate(&event, scratch);
+                    if found.is_empty() {
+                        counts.unmatched += 1;
+                    } else {
+                        counts.matched += 1;
+                        seen_here.insert(id.clone());
+                        events_matched.push((id, meta.time));
+                        candidates.extend(found);
+                    }
                 }
-                let found = ruleset.evaluate(&event, scratch);
-                if found.is_empty() {
-                    counts.unmatched += 1;
-                } else {
-                    counts.matched += 1;
-                    seen_here.insert(id.clone());
-                    events_matched.push((id, meta.time));
-                    candidates.extend(found);
-                }
-            }
-            Item::Skipped(s) => skipped.push(s),
-            Item::Digest(_) => counts.digests += 1,
-            Item::Object(_) => counts.object_refs += 1,
-        });
+                Item::Skipped(s) => skipped.push(s),
+                Item::Digest(_) => counts.digests += 1,
+                Item::Object(_) => counts.object_refs += 1,
+            },
+        );
         if let Some(err) = store_error {
             return Err(err.into());
         }
@@ -202,7 +225,13 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         None => default_state_dir()?,
     };
     let limits = crate::scan::limits(&args.limits);
-    let mut follower = Follower::open(&ruleset, &state_dir, limits, args.format, args.dedup_horizon)?;
+    let mut follower = Follower::open(
+        &ruleset,
+        &state_dir,
+        limits,
+        args.format,
+        args.dedup_horizon,
+    )?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
 
@@ -218,6 +247,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     }
     loop {
         follower.sweep(&dir, &mut out)?;
+        follower.tick(&mut out, args.once)?;
         if args.once {
             break;
         }

@@ -65,7 +65,11 @@ fn check_accepts_good_and_rejects_bad_patterns_with_path_and_reason() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("bad.json"), "{}", run.stderr);
     assert!(run.stderr.contains("detail.eventName"), "{}", run.stderr);
-    assert!(run.stderr.contains("Empty arrays are not allowed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Empty arrays are not allowed"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -46,7 +46,11 @@ fn check_bad_input(name: &str, bytes: &[u8], reason: &str, extra_args: &[&str]) 
     let mut args = vec!["scan", "--format", "json", dir.path().to_str().unwrap()];
     args.extend_from_slice(extra_args);
     let run = trailwatch(&args);
-    assert_eq!(run.code, 0, "a bad input must not fail the scan:\n{}", run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "a bad input must not fail the scan:\n{}",
+        run.stderr
+    );
     let line = run
         .stderr
         .lines()
@@ -92,7 +96,11 @@ fn gzip_bomb_is_capped() {
     doc.push_str(&record(2, "DescribeTrails"));
     doc.push_str("]}");
     let bomb = gzip(doc.as_bytes());
-    assert!(bomb.len() < 64 << 10, "the bomb should be small: {}", bomb.len());
+    assert!(
+        bomb.len() < 64 << 10,
+        "the bomb should be small: {}",
+        bomb.len()
+    );
     check_bad_input("bomb.json.gz", &bomb, "cap", &["--max-decompressed", "1M"]);
 }
 
@@ -158,7 +166,12 @@ fn oversized_record_is_skipped() {
     let doc = format!(
         r#"{{"Records":[{{"eventName":"X","eventTime":"2026-02-01T00:00:00Z","requestParameters":{{"blob":"{big}"}}}}]}}"#
     );
-    check_bad_input("big.json", doc.as_bytes(), "larger", &["--max-record", "16K"]);
+    check_bad_input(
+        "big.json",
+        doc.as_bytes(),
+        "larger",
+        &["--max-record", "16K"],
+    );
 }
 
 #[test]
@@ -172,7 +185,11 @@ fn digest_files_are_set_aside_not_errors() {
     );
     let run = trailwatch(&["scan", dir.path().to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("digest files set aside: 1"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("digest files set aside: 1"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(errors_count(&run.stderr), 0, "{}", run.stderr);
     assert_eq!(records_line(&run.stderr)[0], 0);
 }
@@ -187,7 +204,11 @@ fn s3_test_event_is_a_note_not_an_error() {
     );
     let run = trailwatch(&["scan", &path]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.to_lowercase().contains("test event"), "{}", run.stderr);
+    assert!(
+        run.stderr.to_lowercase().contains("test event"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("notices: 1"), "{}", run.stderr);
     assert_eq!(errors_count(&run.stderr), 0, "{}", run.stderr);
 }
@@ -232,7 +253,14 @@ fn stdin_and_filters() {
     assert_eq!(run.stdout.lines().count(), 10, "{}", run.stdout);
     // Events at 10:00..10:09; --since 10:05 keeps five, and the rest count as filtered.
     let run = trailwatch_with_stdin(
-        &["scan", "--format", "json", "--since", "2026-02-01T10:05:00Z", "-"],
+        &[
+            "scan",
+            "--format",
+            "json",
+            "--since",
+            "2026-02-01T10:05:00Z",
+            "-",
+        ],
         Some(input.as_bytes()),
     );
     assert_eq!(run.stdout.lines().count(), 5, "{}", run.stdout);
@@ -253,7 +281,11 @@ fn stdin_and_filters() {
 fn json_alerts_have_the_documented_fields() {
     let run = trailwatch(&["scan", "--format", "json", "examples"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let first = run.stdout.lines().next().expect("the examples raise alerts");
+    let first = run
+        .stdout
+        .lines()
+        .next()
+        .expect("the examples raise alerts");
     let alert: serde_json::Value = serde_json::from_str(first).unwrap();
     for field in [
         "rule_id",
@@ -285,16 +317,21 @@ fn examples_raise_every_builtin_rule() {
     let fired: std::collections::BTreeSet<String> = run
         .stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule_id"]
-            .as_str()
-            .unwrap()
-            .to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let listed = trailwatch(&["rules", "list", "--format", "json"]);
     for line in listed.stdout.lines() {
         let rule: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = rule["id"].as_str().unwrap();
-        assert!(fired.contains(id), "the examples do not fire {id}; fired: {fired:?}");
+        assert!(
+            fired.contains(id),
+            "the examples do not fire {id}; fired: {fired:?}"
+        );
     }
 }
 

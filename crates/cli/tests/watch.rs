@@ -80,6 +80,19 @@ fn restart_repeats_nothing_and_duplicates_alert_once() {
 struct Watcher {
     child: Child,
     lines: mpsc::Receiver<String>,
+    log: mpsc::Receiver<String>,
+}
+
+fn forward_lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Watcher {
@@ -88,20 +101,27 @@ impl Watcher {
             .args(["watch", "--format", "json", "--rescan", "60s", "--state"])
             .arg(state)
             .arg(dir)
+            .env("TRAILWATCH_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+        let lines = forward_lines(child.stdout.take().unwrap());
+        let log = forward_lines(child.stderr.take().unwrap());
+        Watcher { child, lines, log }
+    }
+
+    /// Waits until the watcher logs that it committed a file to its checkpoint.
+    fn wait_committed(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains("processed") => return true,
+                Ok(_) => {}
+                Err(_) => return false,
             }
-        });
-        Watcher { child, lines }
+        }
+        false
     }
 
     fn next_alert(&self, within: Duration) -> Option<String> {
@@ -130,6 +150,9 @@ fn new_files_are_picked_up_as_they_arrive() {
         .expect("an alert for the new file (the rescan interval is 60 s, so inotify delivered it)");
     assert!(line.contains("ev-live"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(20));
+    // Alerts are written before the file is committed (at-least-once): a kill between the
+    // two would repeat this file's alerts. Kill only after the commit.
+    assert!(watcher.wait_committed(Duration::from_secs(10)));
     drop(watcher);
 
     // After a kill, a restart does not repeat the file.
