@@ -642,28 +642,89 @@ pub fn parse_section(
 pub fn parse_sections(
     parts: &[(&str, &str, usize)],
 ) -> Result<NotifyConfig, Vec<NotifyConfigError>> {
+    let texts: Vec<SectionText<'_>> = parts
+        .iter()
+        .map(|&(origin, yaml, first_line)| SectionText {
+            key: None,
+            origin,
+            yaml,
+            first_line,
+        })
+        .collect();
+    parse_texts(&texts)
+}
+
+/// One piece of YAML for [`parse_texts`].
+#[derive(Debug, Clone, Copy)]
+pub struct SectionText<'a> {
+    /// `None` when `yaml` is a mapping with any of the keys `destinations`, `routes`,
+    /// `outbox`; `Some(key)` when `yaml` is the value of that one key.
+    pub key: Option<&'a str>,
+    /// The file name (or other origin) for error messages.
+    pub origin: &'a str,
+    /// The YAML text.
+    pub yaml: &'a str,
+    /// The 1-based line of `origin` where `yaml` starts.
+    pub first_line: usize,
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    yaml: &str,
+) -> Result<T, (Option<u64>, String)> {
+    if yaml.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_saphyr::from_str(yaml).map_err(|e| {
+        (
+            e.location().map(|l| l.line()),
+            first_line_of(&e.to_string()),
+        )
+    })
+}
+
+/// The most general entry point: sections given as whole mappings or as single values (as a
+/// config loader that keeps each section's value text with its start line would hand them
+/// over), validated together.
+pub fn parse_texts(parts: &[SectionText<'_>]) -> Result<NotifyConfig, Vec<NotifyConfigError>> {
     let mut errors = Vec::new();
     let mut v = Validator {
         errors: &mut errors,
         config: NotifyConfig::default(),
         route_refs: Vec::new(),
     };
-    for &(origin, yaml, first_line) in parts {
+    for part in parts {
+        let (origin, first_line) = (part.origin, part.first_line);
         let at = |line: u64| first_line + (line.max(1) as usize) - 1;
-        let raw: RawNotifySections = if yaml.trim().is_empty() {
-            RawNotifySections::default()
-        } else {
-            match serde_saphyr::from_str(yaml) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    let line = e.location().map(|l| at(l.line()));
-                    v.errors.push(NotifyConfigError {
-                        origin: origin.to_owned(),
-                        line,
-                        reason: first_line_of(&e.to_string()),
-                    });
-                    continue;
+        let parsed: Result<RawNotifySections, _> = match part.key {
+            None => parse_yaml(part.yaml),
+            Some("destinations") => parse_yaml(part.yaml).map(|destinations| RawNotifySections {
+                destinations,
+                ..RawNotifySections::default()
+            }),
+            Some("routes") => parse_yaml(part.yaml).map(|routes| RawNotifySections {
+                routes,
+                ..RawNotifySections::default()
+            }),
+            Some("outbox") => parse_yaml::<Option<Spanned<RawOutbox>>>(part.yaml).map(|outbox| {
+                RawNotifySections {
+                    outbox,
+                    ..RawNotifySections::default()
                 }
+            }),
+            Some(other) => Err((
+                None,
+                format!("unknown section {other:?}: expected destinations, routes or outbox"),
+            )),
+        };
+        let raw = match parsed {
+            Ok(raw) => raw,
+            Err((line, reason)) => {
+                v.errors.push(NotifyConfigError {
+                    origin: origin.to_owned(),
+                    line: Some(line.map(at).unwrap_or(first_line)),
+                    reason,
+                });
+                continue;
             }
         };
         for (name, dest) in raw.destinations {
@@ -1326,6 +1387,44 @@ routes:
         ])
         .unwrap();
         assert_eq!(config.routes[0].to, vec!["hook".to_owned()]);
+        let config = parse_texts(&[
+            SectionText {
+                key: Some("destinations"),
+                origin: "tw.yaml",
+                yaml: "hook: { type: stdout, format: json }\n",
+                first_line: 3,
+            },
+            SectionText {
+                key: Some("routes"),
+                origin: "tw.yaml",
+                yaml: "- { to: [hook] }\n",
+                first_line: 9,
+            },
+            SectionText {
+                key: Some("outbox"),
+                origin: "tw.yaml",
+                yaml: "{ max_attempts: 3 }",
+                first_line: 12,
+            },
+        ])
+        .unwrap();
+        assert_eq!(config.outbox.max_attempts, 3);
+        assert!(matches!(
+            config.destinations["hook"].kind,
+            DestinationKind::Stdout(StdoutFormat::Json)
+        ));
+        let err = parse_texts(&[SectionText {
+            key: Some("routes"),
+            origin: "tw.yaml",
+            yaml: "- { to: [hook] }\n- { to: [nope] }\n",
+            first_line: 9,
+        }])
+        .unwrap_err();
+        assert_eq!(err.len(), 2);
+        assert_eq!(
+            err[1].to_string(),
+            "tw.yaml:10: route names unknown destination \"nope\""
+        );
         let err = parse_sections(&[("tw.yaml", "routes:\n  - { to: [hook], colour: red }\n", 40)])
             .unwrap_err();
         assert_eq!(err[0].line, Some(41), "{err:?}");

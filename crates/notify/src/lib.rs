@@ -33,7 +33,9 @@ pub mod ratelimit;
 pub mod secret;
 pub mod sender;
 
-pub use config::{NotifyConfig, NotifyConfigError, parse_section, parse_sections};
+pub use config::{
+    NotifyConfig, NotifyConfigError, SectionText, parse_section, parse_sections, parse_texts,
+};
 pub use error::{DeliveryError, NotifyError};
 pub use notifier::{Notifier, RunStats};
 pub use outbox::{DeadLetter, OutboxCounts, RetrySelector};
