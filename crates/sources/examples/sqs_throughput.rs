@@ -21,7 +21,9 @@ use trailwatch_sources::config::{AwsSettings, SqsConfig};
 use trailwatch_sources::metrics::Metrics;
 use trailwatch_sources::sqs::SqsSource;
 use trailwatch_sources::sqs_s3::ObjectReader;
-use trailwatch_sources::{CancellationToken, Deliverer, HandleOutcome, Pipeline, PipelineError, aws};
+use trailwatch_sources::{
+    CancellationToken, Deliverer, HandleOutcome, Pipeline, PipelineError, aws,
+};
 
 #[derive(Default)]
 struct Counting(AtomicU64);
@@ -39,7 +41,11 @@ fn files(dir: &Path, out: &mut Vec<(String, PathBuf)>, base: &Path) {
         if p.is_dir() {
             files(&p, out, base);
         } else {
-            let key = p.strip_prefix(base).expect("under base").to_string_lossy().into_owned();
+            let key = p
+                .strip_prefix(base)
+                .expect("under base")
+                .to_string_lossy()
+                .into_owned();
             out.push((key, p));
         }
     }
@@ -47,14 +53,23 @@ fn files(dir: &Path, out: &mut Vec<(String, PathBuf)>, base: &Path) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let records = args.first().copied().unwrap_or(50_000);
     let per_file = args.get(1).copied().unwrap_or(500);
     let concurrency = args.get(2).copied().unwrap_or(4) as usize;
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/make-corpus");
     let corpus = tempfile::tempdir()?;
     let status = std::process::Command::new(&tool)
-        .args(["--records", &records.to_string(), "--per-file", &per_file.to_string(), "--out"])
+        .args([
+            "--records",
+            &records.to_string(),
+            "--per-file",
+            &per_file.to_string(),
+            "--out",
+        ])
         .arg(corpus.path())
         .status()?;
     if !status.success() {
@@ -62,7 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut list = Vec::new();
     files(corpus.path(), &mut list, corpus.path());
-    let bytes: u64 = list.iter().map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+    let bytes: u64 = list
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
 
     let moto = trailwatch_testkit::MotoServer::start()?;
     let sdk = aws_config::defaults(BehaviorVersion::latest())
@@ -77,7 +95,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let s3 = aws::s3_client(&sdk, &settings);
     let sqs = aws::sqs_client(&sdk);
-    let url = sqs.create_queue().queue_name("bench").send().await?.queue_url.unwrap_or_default();
+    let url = sqs
+        .create_queue()
+        .queue_name("bench")
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
     let arn = sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -113,14 +137,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
     let state_dir = tempfile::tempdir()?;
-    let state = Arc::new(Mutex::new(trailwatch_store::SourceState::open(state_dir.path().join("s.sqlite"))?));
+    let state = Arc::new(Mutex::new(trailwatch_store::SourceState::open(
+        state_dir.path().join("s.sqlite"),
+    )?));
     let pipeline = Arc::new(Counting::default());
     let deliverer = Deliverer::new(state, pipeline.clone(), Duration::from_secs(400 * 86400));
     let metrics = Metrics::new();
     let mut config = SqsConfig::new("bench", &url);
     config.concurrency = concurrency;
     config.wait_time = Duration::from_secs(1);
-    let reader = ObjectReader { s3: s3.clone(), limits: Limits::default(), batch_events: 1000 };
+    let reader = ObjectReader {
+        s3: s3.clone(),
+        limits: Limits::default(),
+        batch_events: 1000,
+    };
     let source = SqsSource::new(config, sqs, reader, deliverer, metrics.source("bench"));
     let cancel = CancellationToken::new();
     let started = Instant::now();

@@ -284,14 +284,23 @@ pub fn parse_section(
         if !(q.queue_url.starts_with("https://") || q.queue_url.starts_with("http://")) {
             errors.push(err(
                 line,
-                format!("sqs {}: queue_url must be an http(s) URL, got {:?}", q.name, q.queue_url),
+                format!(
+                    "sqs {}: queue_url must be an http(s) URL, got {:?}",
+                    q.name, q.queue_url
+                ),
             ));
         }
         if !(1..=64).contains(&q.concurrency) {
-            errors.push(err(line, format!("sqs {}: concurrency must be 1 to 64", q.name)));
+            errors.push(err(
+                line,
+                format!("sqs {}: concurrency must be 1 to 64", q.name),
+            ));
         }
         if q.wait_time > Duration::from_secs(20) {
-            errors.push(err(line, format!("sqs {}: wait_time is at most 20s", q.name)));
+            errors.push(err(
+                line,
+                format!("sqs {}: wait_time is at most 20s", q.name),
+            ));
         }
         if q.visibility_timeout < Duration::from_secs(1)
             || q.visibility_timeout > Duration::from_secs(12 * 3600)
@@ -302,10 +311,16 @@ pub fn parse_section(
             ));
         }
         if q.max_receives == 0 {
-            errors.push(err(line, format!("sqs {}: max_receives must be at least 1", q.name)));
+            errors.push(err(
+                line,
+                format!("sqs {}: max_receives must be at least 1", q.name),
+            ));
         }
         if q.batch_events == 0 {
-            errors.push(err(line, format!("sqs {}: batch_events must be at least 1", q.name)));
+            errors.push(err(
+                line,
+                format!("sqs {}: batch_events must be at least 1", q.name),
+            ));
         }
         config.sqs.push(q);
     }
@@ -313,15 +328,24 @@ pub fn parse_section(
         let line = Some(at(s.referenced.line()));
         let s = s.value;
         if s.allowed_topics.is_empty() {
-            errors.push(err(line, "sns_http: allowed_topics must name at least one topic ARN".into()));
+            errors.push(err(
+                line,
+                "sns_http: allowed_topics must name at least one topic ARN".into(),
+            ));
         }
         for t in &s.allowed_topics {
             if crate::sns_verify::topic_region(t).is_none() {
-                errors.push(err(line, format!("sns_http: {t:?} is not an SNS topic ARN")));
+                errors.push(err(
+                    line,
+                    format!("sns_http: {t:?} is not an SNS topic ARN"),
+                ));
             }
         }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
-            errors.push(err(line, "sns_http: tls_cert and tls_key go together".into()));
+            errors.push(err(
+                line,
+                "sns_http: tls_cert and tls_key go together".into(),
+            ));
         }
         if !s.path.starts_with('/') {
             errors.push(err(line, "sns_http: path must start with '/'".into()));
@@ -340,7 +364,10 @@ pub fn parse_section(
         {
             errors.push(err(
                 line,
-                format!("s3_poll {}: since {since:?} is neither YYYY-MM-DD nor RFC 3339", p.name),
+                format!(
+                    "s3_poll {}: since {since:?} is neither YYYY-MM-DD nor RFC 3339",
+                    p.name
+                ),
             ));
         }
         config.s3_poll.push(p);
@@ -387,7 +414,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86400,
-        _ => return Err(format!("duration {text:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
+        _ => {
+            return Err(format!(
+                "duration {text:?}: unknown unit {unit:?} (ms, s, m, h, d)"
+            ));
+        }
     };
     Ok(Duration::from_secs(secs))
 }

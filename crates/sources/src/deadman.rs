@@ -173,7 +173,12 @@ mod tests {
             .record_delivery("111122223333", "eu-west-1", t0, "AWSLogs/k1")
             .unwrap();
         lock(&state)
-            .record_delivery("444455556666", "us-east-1", t0 + TimeDelta::hours(2), "AWSLogs/k2")
+            .record_delivery(
+                "444455556666",
+                "us-east-1",
+                t0 + TimeDelta::hours(2),
+                "AWSLogs/k2",
+            )
             .unwrap();
         let dm = Deadman::new(state.clone(), Duration::from_secs(3 * 3600));
         assert!(dm.check(t0 + TimeDelta::hours(2)).await.unwrap().is_empty());

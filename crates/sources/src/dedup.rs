@@ -106,7 +106,12 @@ impl Deliverer {
         metrics.events_skipped.add(duplicates);
         metrics.events_duplicate.add(duplicates);
         if duplicates > 0 {
-            tracing::debug!(origin, message_id, duplicates, "dropped events already delivered");
+            tracing::debug!(
+                origin,
+                message_id,
+                duplicates,
+                "dropped events already delivered"
+            );
         }
         if fresh.is_empty() {
             return Ok(Delivered {
@@ -123,7 +128,8 @@ impl Deliverer {
         let times: Vec<DateTime<Utc>> = fresh.iter().map(|e| e.meta().time).collect();
         let pipeline = self.pipeline.clone();
         let origin_owned = origin.to_owned();
-        let handled = run_blocking("pipeline", move || pipeline.handle(fresh, &origin_owned)).await?;
+        let handled =
+            run_blocking("pipeline", move || pipeline.handle(fresh, &origin_owned)).await?;
         let outcome = match handled {
             Ok(outcome) => outcome,
             Err(source) => {
@@ -202,7 +208,11 @@ mod tests {
     }
 
     impl Pipeline for Recording {
-        fn handle(&self, events: Vec<Event>, _origin: &str) -> Result<HandleOutcome, PipelineError> {
+        fn handle(
+            &self,
+            events: Vec<Event>,
+            _origin: &str,
+        ) -> Result<HandleOutcome, PipelineError> {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(PipelineError::new("down"));
             }

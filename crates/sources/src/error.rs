@@ -123,7 +123,10 @@ mod tests {
             bucket: "b".into(),
             key: "AWSLogs/1/x.json.gz".into(),
         };
-        assert_eq!(e.to_string(), "S3 object s3://b/AWSLogs/1/x.json.gz is missing");
+        assert_eq!(
+            e.to_string(),
+            "S3 object s3://b/AWSLogs/1/x.json.gz is missing"
+        );
         let e = SourceError::Undecodable {
             origin: "queue-a".into(),
             message_id: Some("m-1".into()),

@@ -116,21 +116,70 @@ pub struct Metrics {
     sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
 }
 
-const COUNTERS: &[(&str, &str, fn(&SourceMetrics) -> &Counter)] = &[
-    ("events_received_total", "Records seen in decoded inputs.", |m| &m.events_received),
-    ("events_processed_total", "Events the pipeline took.", |m| &m.events_processed),
-    ("events_skipped_total", "Duplicates and undecodable records.", |m| &m.events_skipped),
-    ("events_failed_total", "Events whose batch or input failed (retried later).", |m| &m.events_failed),
-    ("events_duplicate_total", "Skipped events that were duplicates.", |m| &m.events_duplicate),
-    ("messages_received_total", "Messages or requests received.", |m| &m.messages_received),
-    ("messages_deleted_total", "Messages deleted after full processing.", |m| &m.messages_deleted),
-    ("messages_skipped_total", "Messages with nothing to process (test events, digests), deleted.", |m| &m.messages_skipped),
-    ("messages_failed_total", "Messages whose processing failed, left for a retry.", |m| &m.messages_failed),
-    ("messages_poison_total", "Messages past the receive limit, left for the redrive policy.", |m| &m.messages_poison),
-    ("requests_rejected_total", "SNS requests rejected with 403.", |m| &m.requests_rejected),
-    ("objects_read_total", "S3 objects read.", |m| &m.objects_read),
+/// A counter's name suffix, help text and accessor.
+type CounterDef = (&'static str, &'static str, fn(&SourceMetrics) -> &Counter);
+
+const COUNTERS: &[CounterDef] = &[
+    (
+        "events_received_total",
+        "Records seen in decoded inputs.",
+        |m| &m.events_received,
+    ),
+    ("events_processed_total", "Events the pipeline took.", |m| {
+        &m.events_processed
+    }),
+    (
+        "events_skipped_total",
+        "Duplicates and undecodable records.",
+        |m| &m.events_skipped,
+    ),
+    (
+        "events_failed_total",
+        "Events whose batch or input failed (retried later).",
+        |m| &m.events_failed,
+    ),
+    (
+        "events_duplicate_total",
+        "Skipped events that were duplicates.",
+        |m| &m.events_duplicate,
+    ),
+    (
+        "messages_received_total",
+        "Messages or requests received.",
+        |m| &m.messages_received,
+    ),
+    (
+        "messages_deleted_total",
+        "Messages deleted after full processing.",
+        |m| &m.messages_deleted,
+    ),
+    (
+        "messages_skipped_total",
+        "Messages with nothing to process (test events, digests), deleted.",
+        |m| &m.messages_skipped,
+    ),
+    (
+        "messages_failed_total",
+        "Messages whose processing failed, left for a retry.",
+        |m| &m.messages_failed,
+    ),
+    (
+        "messages_poison_total",
+        "Messages past the receive limit, left for the redrive policy.",
+        |m| &m.messages_poison,
+    ),
+    (
+        "requests_rejected_total",
+        "SNS requests rejected with 403.",
+        |m| &m.requests_rejected,
+    ),
+    ("objects_read_total", "S3 objects read.", |m| {
+        &m.objects_read
+    }),
     ("bytes_read_total", "Bytes read from S3.", |m| &m.bytes_read),
-    ("alerts_total", "Alerts the pipeline reported.", |m| &m.alerts),
+    ("alerts_total", "Alerts the pipeline reported.", |m| {
+        &m.alerts
+    }),
 ];
 
 impl Metrics {
@@ -177,7 +226,10 @@ impl Metrics {
                 );
             }
             let count = m.lag.count.get();
-            let _ = writeln!(out, "{metric}_bucket{{source=\"{name}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{metric}_bucket{{source=\"{name}\",le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(
                 out,
                 "{metric}_sum{{source=\"{name}\"}} {}",
@@ -228,12 +280,16 @@ mod tests {
         m.lag.observe(chrono::TimeDelta::seconds(-3));
         assert!(m.reconciles());
         let text = metrics.render();
-        assert!(text.contains("trailwatch_source_events_received_total{source=\"queue \\\"a\\\"\"} 3"));
+        assert!(
+            text.contains("trailwatch_source_events_received_total{source=\"queue \\\"a\\\"\"} 3")
+        );
         assert!(text.contains("# TYPE trailwatch_source_event_lag_seconds histogram"));
         assert!(text.contains("le=\"1\"} 1"), "{text}");
         assert!(text.contains("le=\"15\"} 2"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("trailwatch_source_event_lag_seconds_sum{source=\"queue \\\"a\\\"\"} 10"));
+        assert!(
+            text.contains("trailwatch_source_event_lag_seconds_sum{source=\"queue \\\"a\\\"\"} 10")
+        );
         m.events_received.inc();
         assert!(!m.reconciles());
     }

@@ -54,11 +54,21 @@ pub async fn run_sources(
         tasks.spawn(source.run(cancel.clone()));
     }
     for p in &config.s3_poll {
-        let poller = S3Poller::new(p.clone(), reader(1000), deliverer.clone(), metrics.source(&p.name))?;
+        let poller = S3Poller::new(
+            p.clone(),
+            reader(1000),
+            deliverer.clone(),
+            metrics.source(&p.name),
+        )?;
         tasks.spawn(poller.run(cancel.clone()));
     }
     if let Some(sns) = &config.sns_http {
-        let endpoint = SnsEndpoint::new(sns.clone(), deliverer.clone(), Some(reader(1000)), metrics.source("sns_http"))?;
+        let endpoint = SnsEndpoint::new(
+            sns.clone(),
+            deliverer.clone(),
+            Some(reader(1000)),
+            metrics.source("sns_http"),
+        )?;
         let app = endpoint.router().merge(metrics::router(metrics.clone()));
         let listener = bind(sns)?;
         let sns = sns.clone();

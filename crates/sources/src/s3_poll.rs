@@ -98,7 +98,9 @@ impl LogKey {
             _ => None,
         };
         let time = segs.last().and_then(|name| {
-            let stamp = name.split('_').find(|p| p.len() == 14 && p.ends_with('Z'))?;
+            let stamp = name
+                .split('_')
+                .find(|p| p.len() == 14 && p.ends_with('Z'))?;
             NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%MZ")
                 .ok()
                 .map(|t| t.and_utc())
@@ -348,9 +350,10 @@ pub async fn scan_objects(
             until,
         );
         while let Some(page) = lister.next_page().await? {
-            out.extend(page.into_iter().filter(|o| {
-                LogKey::parse(&o.key).is_some_and(|k| !k.digest)
-            }));
+            out.extend(
+                page.into_iter()
+                    .filter(|o| LogKey::parse(&o.key).is_some_and(|k| !k.digest)),
+            );
         }
     }
     Ok(out)
@@ -389,8 +392,9 @@ impl S3Poller {
     ) -> Result<S3Poller, SourceError> {
         let location = S3Location::parse(&config.url).map_err(SourceError::Setup)?;
         let since = match &config.since {
-            Some(text) => parse_since(text)
-                .ok_or_else(|| SourceError::Setup(format!("s3_poll {}: bad since {text:?}", config.name)))?,
+            Some(text) => parse_since(text).ok_or_else(|| {
+                SourceError::Setup(format!("s3_poll {}: bad since {text:?}", config.name))
+            })?,
             None => Utc::now(),
         };
         Ok(S3Poller {
@@ -414,7 +418,8 @@ impl S3Poller {
         let prefixes = discover(&self.reader.s3, &self.location).await?;
         for prefix in prefixes {
             if (!self.config.accounts.is_empty() && !self.config.accounts.contains(&prefix.account))
-                || (!self.config.regions.is_empty() && !self.config.regions.contains(&prefix.region))
+                || (!self.config.regions.is_empty()
+                    && !self.config.regions.contains(&prefix.region))
             {
                 continue;
             }
@@ -468,7 +473,12 @@ impl S3Poller {
                         let mut st = lock(&state);
                         st.set_checkpoint(&name, &key)?;
                         if let Some(k) = parsed.filter(|k| !k.digest) {
-                            st.record_delivery(&k.account, &k.region, k.time.unwrap_or_else(Utc::now), &key)?;
+                            st.record_delivery(
+                                &k.account,
+                                &k.region,
+                                k.time.unwrap_or_else(Utc::now),
+                                &key,
+                            )?;
                         }
                         Ok::<_, SourceError>(())
                     })
@@ -483,8 +493,12 @@ impl S3Poller {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), SourceError> {
         loop {
             match self.poll_once(&cancel).await {
-                Ok(r) => tracing::info!(source = %self.config.name, prefixes = r.prefixes, objects = r.objects, failed = r.failed, events = r.processed, "S3 polling pass done"),
-                Err(e) => tracing::warn!(source = %self.config.name, error = %e, "S3 polling pass failed"),
+                Ok(r) => {
+                    tracing::info!(source = %self.config.name, prefixes = r.prefixes, objects = r.objects, failed = r.failed, events = r.processed, "S3 polling pass done")
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.config.name, error = %e, "S3 polling pass failed")
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
@@ -505,11 +519,20 @@ mod tests {
         assert_eq!(k.region, "eu-west-1");
         assert_eq!(k.date, NaiveDate::from_ymd_opt(2026, 1, 2));
         assert_eq!(k.time.unwrap().to_rfc3339(), "2026-01-02T03:05:00+00:00");
-        assert_eq!(k.prefix, "AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/");
+        assert_eq!(
+            k.prefix,
+            "AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/"
+        );
         assert!(!k.digest);
-        let k = LogKey::parse("trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/02/x.json.gz").unwrap();
+        let k = LogKey::parse(
+            "trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/02/x.json.gz",
+        )
+        .unwrap();
         assert!(k.digest);
-        assert_eq!(k.prefix, "trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/");
+        assert_eq!(
+            k.prefix,
+            "trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/"
+        );
         assert!(LogKey::parse("AWSLogs/12/CloudTrail/us-east-1/x").is_none());
         assert!(LogKey::parse("other/key.json").is_none());
     }
@@ -517,7 +540,10 @@ mod tests {
     #[test]
     fn locations_and_start_keys() {
         let l = S3Location::parse("s3://b/AWSLogs/o-1").unwrap();
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("b", "AWSLogs/o-1/"));
+        assert_eq!(
+            (l.bucket.as_str(), l.prefix.as_str()),
+            ("b", "AWSLogs/o-1/")
+        );
         assert_eq!(S3Location::parse("s3://b").unwrap().prefix, "");
         assert!(S3Location::parse("https://b").is_err());
         assert!(S3Location::parse("s3:///x").is_err());

@@ -78,7 +78,10 @@ impl SnsEndpoint {
         reader: Option<ObjectReader>,
         metrics: Arc<SourceMetrics>,
     ) -> Arc<SnsEndpoint> {
-        let limits = reader.as_ref().map(|r| r.limits.clone()).unwrap_or_default();
+        let limits = reader
+            .as_ref()
+            .map(|r| r.limits.clone())
+            .unwrap_or_default();
         Arc::new(SnsEndpoint {
             config,
             verifier,
@@ -156,19 +159,32 @@ impl SnsEndpoint {
         })
         .await?;
         let m = &self.metrics;
-        m.events_received.add(plan.events.len() as u64 + plan.skipped_records);
+        m.events_received
+            .add(plan.events.len() as u64 + plan.skipped_records);
         m.events_skipped.add(plan.skipped_records);
         if plan.only_notices() {
             tracing::info!(message_id = %id, notices = ?plan.notices, "SNS message carries nothing to process");
             m.messages_skipped.inc();
             return Ok(());
         }
-        deliver_events(std::mem::take(&mut plan.events), &origin, Some(id), &self.deliverer, m).await?;
+        deliver_events(
+            std::mem::take(&mut plan.events),
+            &origin,
+            Some(id),
+            &self.deliverer,
+            m,
+        )
+        .await?;
         for obj in &plan.objects {
             let reader = self.reader.as_ref().ok_or_else(|| {
-                SourceError::Setup(format!("no S3 client to read {} announced over SNS", obj.url()))
+                SourceError::Setup(format!(
+                    "no S3 client to read {} announced over SNS",
+                    obj.url()
+                ))
             })?;
-            reader.read(&obj.bucket, &obj.key, Some(id), &self.deliverer, m).await?;
+            reader
+                .read(&obj.bucket, &obj.key, Some(id), &self.deliverer, m)
+                .await?;
         }
         if let Some(reason) = plan.failure {
             return Err(SourceError::Undecodable {
@@ -188,14 +204,17 @@ async fn receive(State(ep): State<Arc<SnsEndpoint>>, body: Bytes) -> (StatusCode
 
 /// Binds the configured address (127.0.0.1:8088 by default).
 pub fn bind(config: &SnsHttpConfig) -> Result<std::net::TcpListener, SourceError> {
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| SourceError::Io {
-        what: format!("binding {}", config.listen),
-        source,
-    })?;
-    listener.set_nonblocking(true).map_err(|source| SourceError::Io {
-        what: "setting the listener non-blocking".into(),
-        source,
-    })?;
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| SourceError::Io {
+            what: format!("binding {}", config.listen),
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| SourceError::Io {
+            what: "setting the listener non-blocking".into(),
+            source,
+        })?;
     Ok(listener)
 }
 
@@ -218,22 +237,32 @@ pub async fn serve(
                 h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
             });
             tracing::info!(?addr, "SNS endpoint listening (TLS)");
-            axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))
-                .map_err(|source| SourceError::Io { what: "serving TLS".into(), source })?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-                .map_err(|source| SourceError::Io {
-                    what: "serving TLS".into(),
-                    source,
-                })
+            axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(tls),
+            )
+            .map_err(|source| SourceError::Io {
+                what: "serving TLS".into(),
+                source,
+            })?
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .map_err(|source| SourceError::Io {
+                what: "serving TLS".into(),
+                source,
+            })
         }
         _ => {
-            tracing::info!(?addr, "SNS endpoint listening (plain HTTP; terminate TLS in front)");
-            let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| SourceError::Io {
-                what: "registering the listener".into(),
-                source,
-            })?;
+            tracing::info!(
+                ?addr,
+                "SNS endpoint listening (plain HTTP; terminate TLS in front)"
+            );
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|source| SourceError::Io {
+                    what: "registering the listener".into(),
+                    source,
+                })?;
             axum::serve(listener, app)
                 .with_graceful_shutdown(cancel.cancelled_owned())
                 .await

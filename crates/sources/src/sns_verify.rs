@@ -330,7 +330,11 @@ impl SnsVerifier {
     }
 
     /// [`Self::verify`] with an explicit "now".
-    pub async fn verify_at(&self, body: &[u8], now: DateTime<Utc>) -> Result<SnsMessage, VerifyError> {
+    pub async fn verify_at(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<SnsMessage, VerifyError> {
         let m: SnsMessage =
             serde_json::from_slice(body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let id = || m.message_id.clone();
@@ -467,7 +471,9 @@ mod tests {
             signature_version: Some("2".into()),
             signature: Some("x".into()),
             signing_cert_url: None,
-            subscribe_url: Some("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription".into()),
+            subscribe_url: Some(
+                "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription".into(),
+            ),
         }
     }
 
@@ -479,7 +485,11 @@ mod tests {
             "Message\nhello\nworld\nMessageId\nm-1\nTimestamp\n2026-01-01T00:00:00.000Z\nTopicArn\narn:aws:sns:us-east-1:111122223333:t\nType\nNotification\n"
         );
         n.subject = Some("s".into());
-        assert!(canonical_string(&n).unwrap().contains("MessageId\nm-1\nSubject\ns\nTimestamp\n"));
+        assert!(
+            canonical_string(&n)
+                .unwrap()
+                .contains("MessageId\nm-1\nSubject\ns\nTimestamp\n")
+        );
         let c = msg("SubscriptionConfirmation");
         assert_eq!(
             canonical_string(&c).unwrap(),
@@ -492,7 +502,13 @@ mod tests {
     fn certificate_urls_must_be_sns_https() {
         let good = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem";
         assert!(check_sns_url(good, "eu-west-1").is_ok());
-        assert!(check_sns_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem", "cn-north-1").is_ok());
+        assert!(
+            check_sns_url(
+                "https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+                "cn-north-1"
+            )
+            .is_ok()
+        );
         for bad in [
             "http://sns.eu-west-1.amazonaws.com/x.pem",
             "https://sns.us-east-1.amazonaws.com/x.pem",
@@ -508,8 +524,14 @@ mod tests {
 
     #[test]
     fn topic_arns() {
-        assert_eq!(topic_region("arn:aws:sns:eu-west-1:111122223333:t"), Some("eu-west-1"));
-        assert_eq!(topic_region("arn:aws-cn:sns:cn-north-1:111122223333:t"), Some("cn-north-1"));
+        assert_eq!(
+            topic_region("arn:aws:sns:eu-west-1:111122223333:t"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            topic_region("arn:aws-cn:sns:cn-north-1:111122223333:t"),
+            Some("cn-north-1")
+        );
         assert_eq!(topic_region("arn:aws:sqs:eu-west-1:111122223333:t"), None);
         assert_eq!(topic_region("t"), None);
     }

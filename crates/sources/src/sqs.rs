@@ -168,7 +168,11 @@ impl SqsSource {
     }
 
     /// Processes one received message to its end (delete, retry or poison).
-    pub async fn handle(self: Arc<Self>, msg: Message, _permit: OwnedSemaphorePermit) -> MessageOutcome {
+    pub async fn handle(
+        self: Arc<Self>,
+        msg: Message,
+        _permit: OwnedSemaphorePermit,
+    ) -> MessageOutcome {
         let id = msg.message_id().unwrap_or("").to_owned();
         let Some(receipt) = msg.receipt_handle().map(str::to_owned) else {
             tracing::error!(source = %self.config.name, message_id = %id, "message without a receipt handle");
@@ -190,7 +194,11 @@ impl SqsSource {
         // (the guard cancels it), so an abandoned message becomes visible again.
         let stop_extending = CancellationToken::new();
         let guard = stop_extending.clone().drop_guard();
-        let extender = tokio::spawn(self.clone().extend_visibility(receipt.clone(), id.clone(), stop_extending));
+        let extender = tokio::spawn(self.clone().extend_visibility(
+            receipt.clone(),
+            id.clone(),
+            stop_extending,
+        ));
         let result = self.process(msg.body().unwrap_or("").as_bytes(), &id).await;
         drop(guard);
         let _ = extender.await;
@@ -242,7 +250,12 @@ impl SqsSource {
         }
     }
 
-    async fn extend_visibility(self: Arc<Self>, receipt: String, id: String, stop: CancellationToken) {
+    async fn extend_visibility(
+        self: Arc<Self>,
+        receipt: String,
+        id: String,
+        stop: CancellationToken,
+    ) {
         let timeout = self.config.visibility_timeout.max(Duration::from_secs(1));
         let every = (timeout / 2).max(Duration::from_millis(500));
         loop {
@@ -259,8 +272,12 @@ impl SqsSource {
                 .send()
                 .await
             {
-                Ok(_) => tracing::debug!(source = %self.config.name, message_id = %id, "visibility extended"),
-                Err(e) => tracing::warn!(source = %self.config.name, message_id = %id, error = %self.sqs_err("ChangeMessageVisibility", e), "could not extend visibility"),
+                Ok(_) => {
+                    tracing::debug!(source = %self.config.name, message_id = %id, "visibility extended")
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.config.name, message_id = %id, error = %self.sqs_err("ChangeMessageVisibility", e), "could not extend visibility")
+                }
             }
         }
     }
@@ -276,14 +293,21 @@ impl SqsSource {
         })
         .await?;
         let m = &self.metrics;
-        m.events_received.add(plan.events.len() as u64 + plan.skipped_records);
+        m.events_received
+            .add(plan.events.len() as u64 + plan.skipped_records);
         m.events_skipped.add(plan.skipped_records);
         if plan.only_notices() {
             tracing::info!(source = %self.config.name, message_id = %id, notices = ?plan.notices, "message carries nothing to process; deleting it");
             return Ok(MessageOutcome::Skipped);
         }
-        let mut processed =
-            deliver_events(std::mem::take(&mut plan.events), &origin, Some(id), &self.deliverer, m).await?;
+        let mut processed = deliver_events(
+            std::mem::take(&mut plan.events),
+            &origin,
+            Some(id),
+            &self.deliverer,
+            m,
+        )
+        .await?;
         for obj in &plan.objects {
             let report = self
                 .reader

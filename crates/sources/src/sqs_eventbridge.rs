@@ -39,27 +39,33 @@ impl MessagePlan {
 /// Decodes a message body (SQS or SNS) into a [`MessagePlan`].
 pub fn plan(body: &[u8], origin: &str, message_id: Option<&str>, limits: &Limits) -> MessagePlan {
     let mut plan = MessagePlan::default();
-    decode_message(body, Arc::from(origin), message_id, limits, &mut |item| match item {
-        Item::Event(e) => plan.events.push(e),
-        Item::Object(o) => {
-            if crate::s3_poll::LogKey::parse(&o.key).is_some_and(|k| k.digest) {
-                plan.notices.push(format!("digest file {}", o.url()));
-            } else {
-                plan.objects.push(o);
+    decode_message(
+        body,
+        Arc::from(origin),
+        message_id,
+        limits,
+        &mut |item| match item {
+            Item::Event(e) => plan.events.push(e),
+            Item::Object(o) => {
+                if crate::s3_poll::LogKey::parse(&o.key).is_some_and(|k| k.digest) {
+                    plan.notices.push(format!("digest file {}", o.url()));
+                } else {
+                    plan.objects.push(o);
+                }
             }
-        }
-        Item::Digest(_) => plan.notices.push("digest file".into()),
-        Item::Skipped(s) => match (&s.reason, s.scope) {
-            (SkipReason::S3TestEvent | SkipReason::UnsupportedNotification(_), _) => {
-                plan.notices.push(s.reason.to_string());
-            }
-            (_, SkipScope::Record) => {
-                plan.skipped_records += 1;
-                tracing::warn!(origin, message_id, reason = %s.reason, "skipped a record in a message");
-            }
-            (_, SkipScope::Input) => plan.failure = Some(s.reason.to_string()),
+            Item::Digest(_) => plan.notices.push("digest file".into()),
+            Item::Skipped(s) => match (&s.reason, s.scope) {
+                (SkipReason::S3TestEvent | SkipReason::UnsupportedNotification(_), _) => {
+                    plan.notices.push(s.reason.to_string());
+                }
+                (_, SkipScope::Record) => {
+                    plan.skipped_records += 1;
+                    tracing::warn!(origin, message_id, reason = %s.reason, "skipped a record in a message");
+                }
+                (_, SkipScope::Input) => plan.failure = Some(s.reason.to_string()),
+            },
         },
-    });
+    );
     if plan.events.is_empty()
         && plan.objects.is_empty()
         && plan.failure.is_none()
@@ -87,7 +93,12 @@ pub async fn deliver_events(
     }
     let ids: Vec<String> = events
         .iter()
-        .map(|e| e.meta().event_id.clone().unwrap_or_else(|| e.meta().id.clone()))
+        .map(|e| {
+            e.meta()
+                .event_id
+                .clone()
+                .unwrap_or_else(|| e.meta().id.clone())
+        })
         .collect();
     match deliverer.deliver(events, origin, message_id, metrics).await {
         Ok(d) => Ok(d.processed),
@@ -121,7 +132,10 @@ mod tests {
         let s3 = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-01-01T00:00:00Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"AWSLogs%2F111122223333%2FCloudTrail%2Fus-east-1%2F2026%2F01%2F01%2Ff.json.gz","size":10}}}]}"#;
         let p = plan(s3.as_bytes(), "q", Some("m3"), &Limits::default());
         assert_eq!(p.objects.len(), 1, "{p:?}");
-        assert_eq!(p.objects[0].key, "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/f.json.gz");
+        assert_eq!(
+            p.objects[0].key,
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/f.json.gz"
+        );
 
         let digest = s3.replace("CloudTrail%2F", "CloudTrail-Digest%2F");
         let p = plan(digest.as_bytes(), "q", Some("m4"), &Limits::default());
@@ -129,7 +143,12 @@ mod tests {
 
         let p = plan(b"{not json", "q", Some("m5"), &Limits::default());
         assert!(p.failure.is_some(), "{p:?}");
-        let p = plan(b"this is not a notification", "q", Some("m6"), &Limits::default());
+        let p = plan(
+            b"this is not a notification",
+            "q",
+            Some("m6"),
+            &Limits::default(),
+        );
         assert!(p.failure.is_some() && !p.only_notices(), "{p:?}");
     }
 }

@@ -59,7 +59,9 @@ struct Abortable<R> {
 impl<R: Read> Read for Abortable<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("aborted: the pipeline refused a batch"));
+            return Err(std::io::Error::other(
+                "aborted: the pipeline refused a batch",
+            ));
         }
         self.inner.read(buf)
     }
@@ -181,11 +183,10 @@ impl ObjectReader {
                 }
             }
         }
-        let (bytes, skipped, failure, digest) =
-            decoding.await.map_err(|e| SourceError::Task {
-                what: format!("decoding {origin}"),
-                message: e.to_string(),
-            })?;
+        let (bytes, skipped, failure, digest) = decoding.await.map_err(|e| SourceError::Task {
+            what: format!("decoding {origin}"),
+            message: e.to_string(),
+        })?;
         report.bytes = size.unwrap_or(bytes);
         report.skipped_records = skipped;
         report.digest = digest;

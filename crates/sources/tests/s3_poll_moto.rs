@@ -28,8 +28,27 @@ fn poll_config(since: &str) -> S3PollConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
-    let Some(first) = make_corpus(2000, 3, &["--accounts", "2", "--start", "2026-01-01T23:45:00", "--days", "0.02"]) else { return };
-    let Some(second) = make_corpus(600, 4, &["--accounts", "2", "--start", "2026-01-03T00:00:00"]) else { return };
+    let Some(first) = make_corpus(
+        2000,
+        3,
+        &[
+            "--accounts",
+            "2",
+            "--start",
+            "2026-01-01T23:45:00",
+            "--days",
+            "0.02",
+        ],
+    ) else {
+        return;
+    };
+    let Some(second) = make_corpus(
+        600,
+        4,
+        &["--accounts", "2", "--start", "2026-01-03T00:00:00"],
+    ) else {
+        return;
+    };
     let first_files = corpus_files(first.path());
     let second_files = corpus_files(second.path());
     let moto = MotoServer::start().expect("moto server");
@@ -38,40 +57,76 @@ async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
     s3.create_bucket().bucket("org-trail").send().await.unwrap();
     upload(&s3, "org-trail", &first_files).await;
     // A digest file and an unrelated object: neither is read as a log file.
-    let digest_key = first_files[0].0.replace("/CloudTrail/", "/CloudTrail-Digest/");
-    s3.put_object().bucket("org-trail").key(&digest_key).body(b"{}".to_vec().into()).send().await.unwrap();
-    s3.put_object().bucket("org-trail").key("AWSLogs/o-exampleorg1/README").body(b"x".to_vec().into()).send().await.unwrap();
+    let digest_key = first_files[0]
+        .0
+        .replace("/CloudTrail/", "/CloudTrail-Digest/");
+    s3.put_object()
+        .bucket("org-trail")
+        .key(&digest_key)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("org-trail")
+        .key("AWSLogs/o-exampleorg1/README")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
 
     let loc = S3Location::parse("s3://org-trail/AWSLogs/o-exampleorg1/").unwrap();
     let prefixes = discover(&s3, &loc).await.unwrap();
     let mut expected_prefixes: Vec<String> = first_files
         .iter()
-        .map(|(k, _)| trailwatch_sources::s3_poll::LogKey::parse(k).unwrap().prefix)
+        .map(|(k, _)| {
+            trailwatch_sources::s3_poll::LogKey::parse(k)
+                .unwrap()
+                .prefix
+        })
         .collect();
     expected_prefixes.sort();
     expected_prefixes.dedup();
     let found: Vec<String> = prefixes.iter().map(|p| p.prefix.clone()).collect();
     assert_eq!(found, expected_prefixes);
     // Discovery also works from the bucket root.
-    let from_root = discover(&s3, &S3Location::parse("s3://org-trail").unwrap()).await.unwrap();
+    let from_root = discover(&s3, &S3Location::parse("s3://org-trail").unwrap())
+        .await
+        .unwrap();
     assert_eq!(from_root.len(), prefixes.len());
 
     // scan_objects: the date skip. Only files of 2026-01-02 and later.
     let since_2nd = parse_since("2026-01-02").unwrap();
     let scanned = scan_objects(&s3, &loc, since_2nd, None).await.unwrap();
-    let want = first_files.iter().filter(|(k, _)| !k.contains("/2026/01/01/")).count();
+    let want = first_files
+        .iter()
+        .filter(|(k, _)| !k.contains("/2026/01/01/"))
+        .count();
     assert_eq!(scanned.len(), want);
-    assert!(want > 0 && want < first_files.len(), "the corpus should span the 1st and 2nd");
+    assert!(
+        want > 0 && want < first_files.len(),
+        "the corpus should span the 1st and 2nd"
+    );
 
     // First pass reads everything, in key order per prefix.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.sqlite");
     let pipeline = Arc::new(Recording::default());
     let metrics = Metrics::new();
-    let reader = ObjectReader { s3: s3.clone(), limits: Limits::default(), batch_events: 500 };
+    let reader = ObjectReader {
+        s3: s3.clone(),
+        limits: Limits::default(),
+        batch_events: 500,
+    };
     {
         let d = deliverer(&db, pipeline.clone());
-        let poller = S3Poller::new(poll_config("2026-01-01"), reader.clone(), d, metrics.source("org")).unwrap();
+        let poller = S3Poller::new(
+            poll_config("2026-01-01"),
+            reader.clone(),
+            d,
+            metrics.source("org"),
+        )
+        .unwrap();
         let report = poller.poll_once(&CancellationToken::new()).await.unwrap();
         assert_eq!(report.objects, first_files.len() as u64);
         assert_eq!(report.failed, 0);
@@ -85,9 +140,19 @@ async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
     let metrics2 = Metrics::new();
     {
         let d = deliverer(&db, pipeline.clone());
-        let poller = S3Poller::new(poll_config("2026-01-01"), reader.clone(), d, metrics2.source("org")).unwrap();
+        let poller = S3Poller::new(
+            poll_config("2026-01-01"),
+            reader.clone(),
+            d,
+            metrics2.source("org"),
+        )
+        .unwrap();
         let report = poller.poll_once(&CancellationToken::new()).await.unwrap();
-        assert_eq!(report.objects, second_files.len() as u64, "only the new files are read");
+        assert_eq!(
+            report.objects,
+            second_files.len() as u64,
+            "only the new files are read"
+        );
         let report = poller.poll_once(&CancellationToken::new()).await.unwrap();
         assert_eq!(report.objects, 0, "nothing new: nothing read");
     }
@@ -104,7 +169,13 @@ async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
     let pipeline = Arc::new(Recording::default());
     let cancel = CancellationToken::new();
     let d = deliverer(&db, pipeline.clone());
-    let poller = S3Poller::new(poll_config("2026-01-01"), reader.clone(), d, metrics.source("p3")).unwrap();
+    let poller = S3Poller::new(
+        poll_config("2026-01-01"),
+        reader.clone(),
+        d,
+        metrics.source("p3"),
+    )
+    .unwrap();
     let c2 = cancel.clone();
     let p2 = pipeline.clone();
     tokio::spawn(async move {
@@ -128,7 +199,11 @@ async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
     let mut all_prefixes: Vec<String> = first_files
         .iter()
         .chain(&second_files)
-        .map(|(k, _)| trailwatch_sources::s3_poll::LogKey::parse(k).unwrap().prefix)
+        .map(|(k, _)| {
+            trailwatch_sources::s3_poll::LogKey::parse(k)
+                .unwrap()
+                .prefix
+        })
         .collect();
     all_prefixes.sort();
     all_prefixes.dedup();
@@ -138,7 +213,16 @@ async fn poller_discovers_reads_in_order_and_resumes_from_its_checkpoint() {
     assert_eq!(cps.len(), all_prefixes.len());
     for ((prefix, last), want) in cps.iter().zip(&all_prefixes) {
         assert!(prefix.ends_with(want.as_str()));
-        let newest = first_files.iter().chain(&second_files).map(|(k, _)| k).filter(|k| k.starts_with(want.as_str())).max().unwrap();
-        assert_eq!(last, newest, "the checkpoint is the newest key of its prefix");
+        let newest = first_files
+            .iter()
+            .chain(&second_files)
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(want.as_str()))
+            .max()
+            .unwrap();
+        assert_eq!(
+            last, newest,
+            "the checkpoint is the newest key of its prefix"
+        );
     }
 }

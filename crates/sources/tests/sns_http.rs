@@ -14,11 +14,11 @@ use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{Value, json};
+use trailwatch_sources::CancellationToken;
 use trailwatch_sources::config::SnsHttpConfig;
 use trailwatch_sources::metrics::Metrics;
 use trailwatch_sources::sns_http::{SnsEndpoint, bind, serve};
 use trailwatch_sources::sns_verify::{SnsMessage, SnsVerifier, StaticCert, canonical_string};
-use trailwatch_sources::CancellationToken;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:trailwatch";
 const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
@@ -29,7 +29,8 @@ struct Signer2 {
 }
 
 fn make_signer() -> Signer2 {
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
     let params = rcgen::CertificateParams::new(vec!["sns.amazonaws.com".to_owned()]).unwrap();
     let cert = params.self_signed(&key).unwrap();
     Signer2 {
@@ -44,9 +45,13 @@ impl Signer2 {
         let m: SnsMessage = serde_json::from_value(v.clone()).unwrap();
         let canonical = canonical_string(&m).unwrap();
         let sig = if m.signature_version.as_deref() == Some("1") {
-            SigningKey::<sha1::Sha1>::new(self.key.clone()).sign(canonical.as_bytes()).to_vec()
+            SigningKey::<sha1::Sha1>::new(self.key.clone())
+                .sign(canonical.as_bytes())
+                .to_vec()
         } else {
-            SigningKey::<sha2::Sha256>::new(self.key.clone()).sign(canonical.as_bytes()).to_vec()
+            SigningKey::<sha2::Sha256>::new(self.key.clone())
+                .sign(canonical.as_bytes())
+                .to_vec()
         };
         v["Signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig));
         v.to_string()
@@ -88,12 +93,15 @@ async fn verified_messages_are_accepted_and_every_forgery_gets_403() {
     config.max_age = Duration::from_secs(600);
     let fetcher = Arc::new(StaticCert::new(signer.cert_pem.clone().into_bytes()));
     let verifier = SnsVerifier::new(&config.allowed_topics, config.max_age, fetcher.clone());
-    let endpoint = SnsEndpoint::with_verifier(config.clone(), verifier, d, None, metrics.source("sns"));
+    let endpoint =
+        SnsEndpoint::with_verifier(config.clone(), verifier, d, None, metrics.source("sns"));
     let listener = bind(&config).unwrap();
     let addr = listener.local_addr().unwrap();
     assert!(addr.ip().is_loopback());
     let cancel = CancellationToken::new();
-    let app = endpoint.router().merge(trailwatch_sources::metrics::router(metrics.clone()));
+    let app = endpoint
+        .router()
+        .merge(trailwatch_sources::metrics::router(metrics.clone()));
     let server = tokio::spawn({
         let cancel = cancel.clone();
         let config = config.clone();
@@ -102,12 +110,25 @@ async fn verified_messages_are_accepted_and_every_forgery_gets_403() {
     let url = format!("http://{addr}/sns");
     let http = reqwest::Client::new();
     let post = async |body: String| -> u16 {
-        http.post(&url).header("content-type", "text/plain").body(body).send().await.unwrap().status().as_u16()
+        http.post(&url)
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     };
 
     // Valid, both signature versions.
-    assert_eq!(post(signer.sign(notification("m-1", "ev-1", "1"))).await, 200);
-    assert_eq!(post(signer.sign(notification("m-2", "ev-2", "2"))).await, 200);
+    assert_eq!(
+        post(signer.sign(notification("m-1", "ev-1", "1"))).await,
+        200
+    );
+    assert_eq!(
+        post(signer.sign(notification("m-2", "ev-2", "2"))).await,
+        200
+    );
     assert!(pipeline.has_all(&["ev-1".to_owned(), "ev-2".to_owned()]));
 
     // Replayed: the same signed message again.
@@ -116,13 +137,18 @@ async fn verified_messages_are_accepted_and_every_forgery_gets_403() {
     assert_eq!(post(again).await, 403, "replay");
 
     // Forged: the message changed after signing.
-    let signed: Value = serde_json::from_str(&signer.sign(notification("m-4", "ev-4", "2"))).unwrap();
+    let signed: Value =
+        serde_json::from_str(&signer.sign(notification("m-4", "ev-4", "2"))).unwrap();
     let mut forged = signed.clone();
     forged["Message"] = json!(envelope("ev-forged"));
     assert_eq!(post(forged.to_string()).await, 403, "forged");
     // Signed by another key.
     let other = make_signer();
-    assert_eq!(post(other.sign(notification("m-5", "ev-5", "2"))).await, 403, "other key");
+    assert_eq!(
+        post(other.sign(notification("m-5", "ev-5", "2"))).await,
+        403,
+        "other key"
+    );
     // Unsigned.
     let mut unsigned = notification("m-6", "ev-6", "2");
     unsigned.as_object_mut().unwrap().remove("Signature");
@@ -140,7 +166,9 @@ async fn verified_messages_are_accepted_and_every_forgery_gets_403() {
     assert_eq!(post(signer.sign(wrong_topic)).await, 403, "wrong topic");
     // Too old.
     let mut stale = notification("m-10", "ev-10", "2");
-    stale["Timestamp"] = json!((Utc::now() - TimeDelta::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    stale["Timestamp"] = json!(
+        (Utc::now() - TimeDelta::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
     assert_eq!(post(signer.sign(stale)).await, 403, "stale");
     // Unknown signature version.
     let mut v3 = notification("m-11", "ev-11", "3");
@@ -169,11 +197,25 @@ async fn verified_messages_are_accepted_and_every_forgery_gets_403() {
     assert_eq!(post(signer.sign(other_topic)).await, 403);
     assert_eq!(fetcher.visited.lock().unwrap().len(), 1);
 
-    assert_eq!(pipeline.count(), 3, "only the three valid notifications reached the pipeline");
+    assert_eq!(
+        pipeline.count(),
+        3,
+        "only the three valid notifications reached the pipeline"
+    );
     let m = metrics.source("sns");
     assert_eq!(m.requests_rejected.get(), 11);
-    let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("trailwatch_source_requests_rejected_total{source=\"sns\"} 11"), "{text}");
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("trailwatch_source_requests_rejected_total{source=\"sns\"} 11"),
+        "{text}"
+    );
     cancel.cancel();
     server.await.unwrap().unwrap();
 }
@@ -187,7 +229,10 @@ async fn tls_endpoint_with_trusted_cert_from_config() {
     std::fs::write(&trusted, &signer.cert_pem).unwrap();
     // A TLS certificate for 127.0.0.1.
     let tls_key = rcgen::KeyPair::generate().unwrap();
-    let tls_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().self_signed(&tls_key).unwrap();
+    let tls_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&tls_key)
+        .unwrap();
     std::fs::write(dir.path().join("tls.pem"), tls_cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), tls_key.serialize_pem()).unwrap();
     let mut config = SnsHttpConfig::new(vec![TOPIC.to_owned()]);
@@ -213,9 +258,19 @@ async fn tls_endpoint_with_trusted_cert_from_config() {
         .build()
         .unwrap();
     let url = format!("https://localhost:{port}/sns");
-    let ok = http.post(&url).body(signer.sign(notification("t-1", "tls-ev-1", "2"))).send().await.unwrap();
+    let ok = http
+        .post(&url)
+        .body(signer.sign(notification("t-1", "tls-ev-1", "2")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
-    let bad = http.post(&url).body(make_signer().sign(notification("t-2", "tls-ev-2", "2"))).send().await.unwrap();
+    let bad = http
+        .post(&url)
+        .body(make_signer().sign(notification("t-2", "tls-ev-2", "2")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status().as_u16(), 403);
     assert!(pipeline.has_all(&["tls-ev-1".to_owned()]));
     assert_eq!(pipeline.count(), 1);

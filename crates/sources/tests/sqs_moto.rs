@@ -46,7 +46,12 @@ fn queue_config(url: &str) -> SqsConfig {
     c
 }
 
-fn source(f: &Fixture, config: SqsConfig, deliverer: Arc<trailwatch_sources::Deliverer>, metrics: &Metrics) -> SqsSource {
+fn source(
+    f: &Fixture,
+    config: SqsConfig,
+    deliverer: Arc<trailwatch_sources::Deliverer>,
+    metrics: &Metrics,
+) -> SqsSource {
     let reader = ObjectReader {
         s3: f.s3.clone(),
         limits: Limits::default(),
@@ -58,7 +63,9 @@ fn source(f: &Fixture, config: SqsConfig, deliverer: Arc<trailwatch_sources::Del
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restarts() {
-    let Some(corpus) = make_corpus(5000, 7, &[]) else { return };
+    let Some(corpus) = make_corpus(5000, 7, &[]) else {
+        return;
+    };
     let files = corpus_files(corpus.path());
     let expected = corpus_ids(&files);
     assert_eq!(expected.len(), 5000);
@@ -74,22 +81,48 @@ async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restart
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let run = tokio::spawn(source(&f, queue_config(&url), d.clone(), &metrics).run(cancel.clone()));
-    let all = wait_until(Duration::from_secs(120), async || pipeline.has_all(&expected)).await;
-    assert!(all, "only {} of {} events arrived", pipeline.count(), expected.len());
-    let empty = wait_until(Duration::from_secs(30), async || queue_depth(&f.sqs, &url).await == 0).await;
+    let all = wait_until(Duration::from_secs(120), async || {
+        pipeline.has_all(&expected)
+    })
+    .await;
+    assert!(
+        all,
+        "only {} of {} events arrived",
+        pipeline.count(),
+        expected.len()
+    );
+    let empty = wait_until(Duration::from_secs(30), async || {
+        queue_depth(&f.sqs, &url).await == 0
+    })
+    .await;
     cancel.cancel();
     run.await.unwrap().unwrap();
-    assert!(empty, "queue not empty: {}", queue_depth(&f.sqs, &url).await);
+    assert!(
+        empty,
+        "queue not empty: {}",
+        queue_depth(&f.sqs, &url).await
+    );
     assert_eq!(pipeline.count(), expected.len());
-    assert_eq!(pipeline.duplicates(), 0, "an event reached the pipeline twice");
+    assert_eq!(
+        pipeline.duplicates(),
+        0,
+        "an event reached the pipeline twice"
+    );
     let m = metrics.source("files");
     assert_eq!(m.objects_read.get(), files.len() as u64);
-    assert_eq!(m.messages_skipped.get(), 1, "the s3:TestEvent is skipped and deleted");
+    assert_eq!(
+        m.messages_skipped.get(),
+        1,
+        "the s3:TestEvent is skipped and deleted"
+    );
     assert_eq!(m.messages_deleted.get(), files.len() as u64 + 1);
     assert!(m.reconciles(), "{}", metrics.render());
     assert_eq!(m.lag.count(), expected.len() as u64);
     let text = metrics.render();
-    assert!(text.contains("trailwatch_source_events_processed_total{source=\"files\"} 5000"), "{text}");
+    assert!(
+        text.contains("trailwatch_source_events_processed_total{source=\"files\"} 5000"),
+        "{text}"
+    );
 
     // Part 2: the same files again (a re-upload notifies again): dedup drops every event.
     upload(&s3, "trail-bucket", &files[..5]).await;
@@ -103,13 +136,19 @@ async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restart
     run.await.unwrap().unwrap();
     assert!(drained);
     assert_eq!(pipeline.duplicates(), 0);
-    assert!(m.events_duplicate.get() >= 5 * 60, "{}", m.events_duplicate.get());
+    assert!(
+        m.events_duplicate.get() >= 5 * 60,
+        "{}",
+        m.events_duplicate.get()
+    );
 
     // Part 3: a fresh state and pipeline; graceful cancels at random moments, then restarts.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.sqlite");
     let pipeline = Arc::new(Recording::default());
-    pipeline.delay_ms.store(20, std::sync::atomic::Ordering::SeqCst);
+    pipeline
+        .delay_ms
+        .store(20, std::sync::atomic::Ordering::SeqCst);
     upload(&s3, "trail-bucket", &files).await;
     let mut rounds = 0;
     while !pipeline.has_all(&expected) && rounds < 60 {
@@ -122,33 +161,52 @@ async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restart
         cancel.cancel();
         run.await.unwrap().unwrap();
     }
-    assert!(pipeline.has_all(&expected), "lost events after {rounds} cancel/restart rounds");
-    assert_eq!(pipeline.duplicates(), 0, "graceful cancel must not repeat events");
-    assert!(wait_until(Duration::from_secs(10), async || queue_depth(&f.sqs, &url).await == 0).await
-        || {
-            // Messages of the last round that were received but not finished come back.
-            let d = deliverer(&db, pipeline.clone());
-            let metrics = Metrics::new();
-            let cancel = CancellationToken::new();
-            let run = tokio::spawn(source(&f, queue_config(&url), d, &metrics).run(cancel.clone()));
-            let ok = wait_until(Duration::from_secs(30), async || queue_depth(&f.sqs, &url).await == 0).await;
-            cancel.cancel();
-            run.await.unwrap().unwrap();
-            ok
-        });
+    assert!(
+        pipeline.has_all(&expected),
+        "lost events after {rounds} cancel/restart rounds"
+    );
+    assert_eq!(
+        pipeline.duplicates(),
+        0,
+        "graceful cancel must not repeat events"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), async || queue_depth(&f.sqs, &url)
+            .await
+            == 0)
+        .await
+            || {
+                // Messages of the last round that were received but not finished come back.
+                let d = deliverer(&db, pipeline.clone());
+                let metrics = Metrics::new();
+                let cancel = CancellationToken::new();
+                let run =
+                    tokio::spawn(source(&f, queue_config(&url), d, &metrics).run(cancel.clone()));
+                let ok = wait_until(Duration::from_secs(30), async || {
+                    queue_depth(&f.sqs, &url).await == 0
+                })
+                .await;
+                cancel.cancel();
+                run.await.unwrap().unwrap();
+                ok
+            }
+    );
     assert_eq!(pipeline.duplicates(), 0);
 
     // Part 4: abrupt kills (the task is aborted mid-flight, as a crash would), then restarts.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.sqlite");
     let pipeline = Arc::new(Recording::default());
-    pipeline.delay_ms.store(20, std::sync::atomic::Ordering::SeqCst);
+    pipeline
+        .delay_ms
+        .store(20, std::sync::atomic::Ordering::SeqCst);
     upload(&s3, "trail-bucket", &files).await;
     let mut kills = 0;
     for _ in 0..4 {
         let metrics = Metrics::new();
         let d = deliverer(&db, pipeline.clone());
-        let run = tokio::spawn(source(&f, queue_config(&url), d, &metrics).run(CancellationToken::new()));
+        let run =
+            tokio::spawn(source(&f, queue_config(&url), d, &metrics).run(CancellationToken::new()));
         tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1500))).await;
         run.abort();
         let _ = run.await;
@@ -164,22 +222,51 @@ async fn s3_notifications_every_record_exactly_once_then_cancel_and_kill_restart
     .await;
     cancel.cancel();
     run.await.unwrap().unwrap();
-    assert!(all, "after {kills} kills: {} of {} events, queue depth {}", pipeline.count(), expected.len(), queue_depth(&f.sqs, &url).await);
+    assert!(
+        all,
+        "after {kills} kills: {} of {} events, queue depth {}",
+        pipeline.count(),
+        expected.len(),
+        queue_depth(&f.sqs, &url).await
+    );
     // At least once: a kill between the pipeline and the dedup record can repeat the batches
     // that were in the pipeline at that moment (at most concurrency x batch per kill), never more.
     let bound = kills * 4 * 40;
-    assert!(pipeline.duplicates() <= bound, "{} duplicates > {bound}", pipeline.duplicates());
-    eprintln!("abrupt kills: {kills}, repeated events: {}", pipeline.duplicates());
+    assert!(
+        pipeline.duplicates() <= bound,
+        "{} duplicates > {bound}",
+        pipeline.duplicates()
+    );
+    eprintln!(
+        "abrupt kills: {kills}, repeated events: {}",
+        pipeline.duplicates()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_retried_then_left_for_redrive() {
     let (f, s3) = fixture().await;
     let url = create_queue(&f.sqs, "poison").await;
-    s3.create_bucket().bucket("poison-bucket").send().await.unwrap();
-    f.sqs.send_message().queue_url(&url).message_body("this is not a notification").send().await.unwrap();
+    s3.create_bucket()
+        .bucket("poison-bucket")
+        .send()
+        .await
+        .unwrap();
+    f.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("this is not a notification")
+        .send()
+        .await
+        .unwrap();
     let missing = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-01-01T00:00:00.000Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"poison-bucket"},"object":{"key":"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0000Z_gone.json.gz","size":10}}}]}"#;
-    f.sqs.send_message().queue_url(&url).message_body(missing).send().await.unwrap();
+    f.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(missing)
+        .send()
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Recording::default());
@@ -191,7 +278,10 @@ async fn poison_messages_are_retried_then_left_for_redrive() {
     let cancel = CancellationToken::new();
     let run = tokio::spawn(source(&f, config, d, &metrics).run(cancel.clone()));
     let m = metrics.source("poison");
-    let parked = wait_until(Duration::from_secs(60), async || m.messages_poison.get() >= 2).await;
+    let parked = wait_until(Duration::from_secs(60), async || {
+        m.messages_poison.get() >= 2
+    })
+    .await;
     cancel.cancel();
     run.await.unwrap().unwrap();
     assert!(parked, "{}", metrics.render());
@@ -204,7 +294,9 @@ async fn poison_messages_are_retried_then_left_for_redrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
-    let Some(corpus) = make_corpus(300, 11, &[]) else { return };
+    let Some(corpus) = make_corpus(300, 11, &[]) else {
+        return;
+    };
     let files = corpus_files(corpus.path());
     let (f, s3) = fixture().await;
     let url = create_queue(&f.sqs, "trail-events").await;
@@ -218,7 +310,13 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
         .unwrap();
     eb.put_targets()
         .rule("cloudtrail-to-sqs")
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -257,9 +355,22 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
     config.name = "events".into();
     let cancel = CancellationToken::new();
     let run = tokio::spawn(source(&f, config.clone(), d.clone(), &metrics).run(cancel.clone()));
-    let got = wait_until(Duration::from_secs(60), async || pipeline.has_all(&published)).await;
-    assert!(got, "{} of {} EventBridge events", pipeline.count(), published.len());
-    assert!(wait_until(Duration::from_secs(20), async || queue_depth(&f.sqs, &url).await == 0).await);
+    let got = wait_until(Duration::from_secs(60), async || {
+        pipeline.has_all(&published)
+    })
+    .await;
+    assert!(
+        got,
+        "{} of {} EventBridge events",
+        pipeline.count(),
+        published.len()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), async || queue_depth(&f.sqs, &url)
+            .await
+            == 0)
+        .await
+    );
     cancel.cancel();
     run.await.unwrap().unwrap();
     let m = metrics.source("events");
@@ -274,7 +385,11 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
     let cancel = CancellationToken::new();
     let run = tokio::spawn(source(&f, config, d, &metrics).run(cancel.clone()));
     let m2 = metrics.source("files2");
-    assert!(wait_until(Duration::from_secs(30), async || m2.objects_read.get() == 1 && queue_depth(&f.sqs, &files_url).await == 0).await);
+    assert!(
+        wait_until(Duration::from_secs(30), async || m2.objects_read.get() == 1
+            && queue_depth(&f.sqs, &files_url).await == 0)
+        .await
+    );
     cancel.cancel();
     run.await.unwrap().unwrap();
     assert_eq!(pipeline.duplicates(), 0);
@@ -282,22 +397,49 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
 
     // Partial batches: with the pipeline down, events stay queued and are reported; once it
     // is back they arrive.
-    pipeline.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    pipeline
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let e = &events[0];
-    let mut fresh = e.json().replace(e.meta().event_id.as_deref().unwrap(), "fresh-event-id-1");
+    let mut fresh = e
+        .json()
+        .replace(e.meta().event_id.as_deref().unwrap(), "fresh-event-id-1");
     fresh = fresh.replace(&e.meta().id, "00000000-0000-0000-0000-00000000f00d");
-    f.sqs.send_message().queue_url(&url).message_body(&fresh).send().await.unwrap();
+    f.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(&fresh)
+        .send()
+        .await
+        .unwrap();
     let cancel = CancellationToken::new();
     let mut config = queue_config(&url);
     config.name = "retry".into();
     config.max_receives = 100;
     config.retry_delay = Duration::from_secs(1);
-    let run = tokio::spawn(source(&f, config, deliverer(&dir.path().join("s.sqlite"), pipeline.clone()), &metrics).run(cancel.clone()));
+    let run = tokio::spawn(
+        source(
+            &f,
+            config,
+            deliverer(&dir.path().join("s.sqlite"), pipeline.clone()),
+            &metrics,
+        )
+        .run(cancel.clone()),
+    );
     let m3 = metrics.source("retry");
-    assert!(wait_until(Duration::from_secs(20), async || m3.messages_failed.get() >= 1).await);
+    assert!(
+        wait_until(Duration::from_secs(20), async || m3.messages_failed.get()
+            >= 1)
+        .await
+    );
     assert_eq!(queue_depth(&f.sqs, &url).await, 1);
-    pipeline.fail.store(false, std::sync::atomic::Ordering::SeqCst);
-    let arrived = wait_until(Duration::from_secs(20), async || pipeline.has_all(&["fresh-event-id-1".to_owned()])).await;
+    pipeline
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let arrived = wait_until(Duration::from_secs(20), async || {
+        pipeline.has_all(&["fresh-event-id-1".to_owned()])
+    })
+    .await;
     cancel.cancel();
     run.await.unwrap().unwrap();
     assert!(arrived);

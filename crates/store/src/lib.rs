@@ -68,8 +68,10 @@ impl Store {
             source,
         };
         let conn = Connection::open(&path).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         Ok(Store { conn, path })
     }
@@ -218,10 +220,7 @@ mod tests {
         let old = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let new = Utc.with_ymd_and_hms(2026, 1, 3, 0, 0, 0).unwrap();
         store
-            .commit_input(
-                &stamp("f", 1),
-                &[("old".into(), old), ("new".into(), new)],
-            )
+            .commit_input(&stamp("f", 1), &[("old".into(), old), ("new".into(), new)])
             .unwrap();
         let cutoff = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
         assert_eq!(store.prune_seen(cutoff).unwrap(), 1);

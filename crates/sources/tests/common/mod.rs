@@ -83,18 +83,32 @@ impl Pipeline for Recording {
 pub fn make_corpus(records: u64, seed: u64, extra: &[&str]) -> Option<tempfile::TempDir> {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/make-corpus");
     if !tool.exists() {
-        eprintln!("note: {} is absent; skipping this test's corpus part", tool.display());
+        eprintln!(
+            "note: {} is absent; skipping this test's corpus part",
+            tool.display()
+        );
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(&tool)
-        .args(["--records", &records.to_string(), "--per-file", "100", "--seed", &seed.to_string()])
+        .args([
+            "--records",
+            &records.to_string(),
+            "--per-file",
+            "100",
+            "--seed",
+            &seed.to_string(),
+        ])
         .args(extra)
         .arg("--out")
         .arg(dir.path())
         .output()
         .expect("running make-corpus");
-    assert!(out.status.success(), "make-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make-corpus failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(dir)
 }
 
@@ -106,7 +120,11 @@ pub fn corpus_files(dir: &Path) -> Vec<(String, PathBuf)> {
             if path.is_dir() {
                 walk(base, &path, out);
             } else if path.to_string_lossy().ends_with(".json.gz") {
-                let key = path.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+                let key = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push((key, path));
             }
         }
@@ -122,7 +140,8 @@ pub fn corpus_ids(files: &[(String, PathBuf)]) -> Vec<String> {
     let mut ids = Vec::new();
     for (_, path) in files {
         let bytes = std::fs::read(path).unwrap();
-        let (items, _) = trailwatch_event::decode_slice(&bytes, "corpus", &trailwatch_event::Limits::default());
+        let (items, _) =
+            trailwatch_event::decode_slice(&bytes, "corpus", &trailwatch_event::Limits::default());
         for item in items {
             if let trailwatch_event::Item::Event(e) = item {
                 ids.push(e.meta().event_id.clone().unwrap());
@@ -136,7 +155,13 @@ pub fn corpus_ids(files: &[(String, PathBuf)]) -> Vec<String> {
 pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, files: &[(String, PathBuf)]) {
     for (key, path) in files {
         let body = aws_sdk_s3::primitives::ByteStream::from(std::fs::read(path).unwrap());
-        s3.put_object().bucket(bucket).key(key).body(body).send().await.unwrap();
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -176,7 +201,12 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
         .unwrap()
         .attributes
         .unwrap();
-    let n = |k: A| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let n = |k: A| {
+        attrs
+            .get(&k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
 }
 
@@ -222,10 +252,7 @@ pub async fn wait_until(timeout: Duration, mut cond: impl AsyncFnMut() -> bool) 
 }
 
 /// A deliverer over a fresh state file in `dir`.
-pub fn deliverer(
-    db: &Path,
-    pipeline: Arc<Recording>,
-) -> Arc<trailwatch_sources::Deliverer> {
+pub fn deliverer(db: &Path, pipeline: Arc<Recording>) -> Arc<trailwatch_sources::Deliverer> {
     let state = Arc::new(Mutex::new(trailwatch_store::SourceState::open(db).unwrap()));
     trailwatch_sources::Deliverer::new(state, pipeline, Duration::from_secs(400 * 86400))
 }
