@@ -1,4 +1,4 @@
-//! Payload building: pure functions from an [`Alert`](trailwatch_alert::Alert) to the bytes
+//! Payload building: pure functions from an [`Alert`] to the bytes
 //! each destination receives. No I/O, so every shape is unit-tested here.
 
 pub mod email;
