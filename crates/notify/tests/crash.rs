@@ -48,7 +48,7 @@ fn kill_minus_nine_loses_nothing_and_dedup_views_have_no_duplicates() {
             .spawn()
             .unwrap();
         // Kill at a random moment in the first 30 runs; after that let it finish.
-        let kill_after = Duration::from_millis(rng.u64(20..300));
+        let kill_after = Duration::from_millis(rng.u64(5..100));
         let deadline = Instant::now()
             + if run < 30 {
                 kill_after
