@@ -445,3 +445,40 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
     assert!(arrived);
     assert_eq!(queue_depth(&f.sqs, &url).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visibility_is_extended_while_a_slow_file_is_processed() {
+    let Some(corpus) = make_corpus(600, 5, &["--accounts", "1"]) else { return };
+    let files = corpus_files(corpus.path());
+    let (f, s3) = fixture().await;
+    let url = create_queue(&f.sqs, "slow").await;
+    bucket_with_notification(&s3, &f.sqs, "slow-bucket", &url).await;
+    upload(&s3, "slow-bucket", &files[..1]).await;
+    let ids = corpus_ids(&files[..1]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(Recording::default());
+    // 10-event batches at 400 ms each: the file takes several times the 2 s visibility timeout.
+    pipeline.delay_ms.store(400, std::sync::atomic::Ordering::SeqCst);
+    let d = deliverer(&dir.path().join("s.sqlite"), pipeline.clone());
+    let metrics = Metrics::new();
+    let mut config = queue_config(&url);
+    config.name = "slow".into();
+    config.visibility_timeout = Duration::from_secs(2);
+    config.batch_events = 10;
+    config.concurrency = 2;
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(source(&f, config, d, &metrics).run(cancel.clone()));
+    let done = wait_until(Duration::from_secs(60), async || {
+        pipeline.has_all(&ids) && queue_depth(&f.sqs, &url).await == 0
+    })
+    .await;
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    assert!(done, "{} of {} events", pipeline.count(), ids.len());
+    assert!(ids.len() >= 40, "the file should be slow to process ({} events)", ids.len());
+    let m = metrics.source("slow");
+    // The test event and the file's notification, each received once: no redelivery midway.
+    assert_eq!(m.messages_received.get(), 2, "{}", metrics.render());
+    assert_eq!(m.objects_read.get(), 1);
+    assert_eq!(pipeline.duplicates(), 0);
+}
