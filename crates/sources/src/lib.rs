@@ -44,5 +44,5 @@ pub use dedup::Deliverer;
 pub use error::SourceError;
 pub use metrics::Metrics;
 pub use pipeline::{HandleOutcome, Pipeline, PipelineError};
-pub use run::run_sources;
+pub use run::{run_sources, run_sources_with_sdk};
 pub use tokio_util::sync::CancellationToken;

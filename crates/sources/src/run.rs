@@ -32,9 +32,23 @@ pub async fn run_sources(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), SourceError> {
+    let sdk = aws::load(&config.aws).await;
+    run_sources_with_sdk(config, &sdk, state_path, pipeline, alerts, metrics, cancel).await
+}
+
+/// [`run_sources`] with an SDK configuration the caller built (tests use static credentials).
+pub async fn run_sources_with_sdk(
+    config: &SourcesConfig,
+    sdk: &aws_config::SdkConfig,
+    state_path: &Path,
+    pipeline: Arc<dyn Pipeline>,
+    alerts: AlertSink,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> Result<(), SourceError> {
     let state = Arc::new(Mutex::new(SourceState::open(state_path)?));
     let deliverer = Deliverer::new(state.clone(), pipeline, config.dedup_horizon);
-    let sdk = aws::load(&config.aws).await;
+    let sdk = sdk.clone();
     let s3 = aws::s3_client(&sdk, &config.aws);
     let sqs = aws::sqs_client(&sdk);
     let reader = |batch_events: usize| ObjectReader {

@@ -448,7 +448,9 @@ async fn eventbridge_events_through_sqs_and_dedup_with_the_s3_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visibility_is_extended_while_a_slow_file_is_processed() {
-    let Some(corpus) = make_corpus(600, 5, &["--accounts", "1"]) else { return };
+    let Some(corpus) = make_corpus(600, 5, &["--accounts", "1"]) else {
+        return;
+    };
     let files = corpus_files(corpus.path());
     let (f, s3) = fixture().await;
     let url = create_queue(&f.sqs, "slow").await;
@@ -458,7 +460,9 @@ async fn visibility_is_extended_while_a_slow_file_is_processed() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Recording::default());
     // 10-event batches at 400 ms each: the file takes several times the 2 s visibility timeout.
-    pipeline.delay_ms.store(400, std::sync::atomic::Ordering::SeqCst);
+    pipeline
+        .delay_ms
+        .store(400, std::sync::atomic::Ordering::SeqCst);
     let d = deliverer(&dir.path().join("s.sqlite"), pipeline.clone());
     let metrics = Metrics::new();
     let mut config = queue_config(&url);
@@ -475,7 +479,11 @@ async fn visibility_is_extended_while_a_slow_file_is_processed() {
     cancel.cancel();
     run.await.unwrap().unwrap();
     assert!(done, "{} of {} events", pipeline.count(), ids.len());
-    assert!(ids.len() >= 40, "the file should be slow to process ({} events)", ids.len());
+    assert!(
+        ids.len() >= 40,
+        "the file should be slow to process ({} events)",
+        ids.len()
+    );
     let m = metrics.source("slow");
     // The test event and the file's notification, each received once: no redelivery midway.
     assert_eq!(m.messages_received.get(), 2, "{}", metrics.render());
