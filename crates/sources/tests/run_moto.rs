@@ -68,7 +68,7 @@ async fn run_sources_from_yaml_delivers_and_the_deadman_fires() {
         alerts.lock().unwrap().len(),
         regions.len()
     );
-    let alerts = alerts.lock().unwrap();
+    let alerts = alerts.lock().unwrap().clone();
     assert_eq!(
         alerts.len(),
         regions.len(),
