@@ -275,4 +275,47 @@ mod tests {
         let r = d.deliver(vec![event("a")], "o", None, &m).await.unwrap();
         assert_eq!(r.processed, 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Batches with repeats inside and across them, the pipeline failing at random: every
+        /// id reaches the pipeline exactly once when failed batches are retried, and the
+        /// counters reconcile.
+        #[test]
+        fn every_id_once_whatever_the_repeats_and_failures(
+            batches in proptest::collection::vec(
+                (proptest::collection::vec(0u8..40, 1..12), proptest::bool::weighted(0.3)),
+                1..25,
+            )
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let state = Arc::new(Mutex::new(SourceState::open(dir.path().join("s.sqlite")).unwrap()));
+                let pipeline = Arc::new(Recording::default());
+                let d = Deliverer::new(state, pipeline.clone(), Duration::from_secs(86400));
+                let m = SourceMetrics::default();
+                let mut expected = std::collections::BTreeSet::new();
+                for (ids, fail_first) in &batches {
+                    let make = || ids.iter().map(|i| event(&format!("id-{i}"))).collect::<Vec<_>>();
+                    expected.extend(ids.iter().map(|i| format!("id-{i}")));
+                    m.events_received.add(ids.len() as u64);
+                    if *fail_first {
+                        pipeline.fail.store(true, Ordering::SeqCst);
+                        assert!(d.deliver(make(), "o", None, &m).await.is_err()
+                            || ids.iter().all(|i| lock(&pipeline.ids).contains(&format!("id-{i}"))));
+                        pipeline.fail.store(false, Ordering::SeqCst);
+                        m.events_received.add(ids.len() as u64);
+                    }
+                    d.deliver(make(), "o", None, &m).await.unwrap();
+                }
+                let got = lock(&pipeline.ids).clone();
+                let unique: std::collections::BTreeSet<String> = got.iter().cloned().collect();
+                assert_eq!(got.len(), unique.len(), "an id reached the pipeline twice");
+                assert_eq!(unique, expected);
+                assert!(m.reconciles());
+            });
+        }
+    }
 }
