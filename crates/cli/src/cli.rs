@@ -41,6 +41,50 @@ pub enum Command {
     /// List, test and lint rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// The alert delivery outbox: dead letters, resending, test alerts.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+/// `trailwatch alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List alerts that could not be delivered after every retry.
+    Dead {
+        /// The config file with `destinations`, `routes` and `outbox`.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Put dead letters back in the outbox and deliver them now.
+    Retry {
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only this dead letter (repeatable; ids as `alerts dead` shows them).
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<i64>,
+        /// Only the dead letters of this destination.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Send a sample alert to one destination, to check its set-up.
+    Test {
+        /// The destination's name in the config.
+        #[arg(value_name = "DESTINATION")]
+        destination: String,
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
 }
 
 /// Where rules and config come from.
@@ -289,6 +333,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Watch(args) => crate::watch::run(args),
         Command::Pattern(cmd) => crate::pattern_cmd::run(cmd),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
+        Command::Alerts(cmd) => crate::alerts_cmd::run(cmd),
     }
 }
 

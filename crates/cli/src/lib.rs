@@ -2,6 +2,7 @@
 //! (sources → event → rules → output) and exit codes. The binary's `main` only calls
 //! [`cli::main`], so tests drive the same code.
 
+pub mod alerts_cmd;
 pub mod cli;
 pub mod filter;
 pub mod inputs;

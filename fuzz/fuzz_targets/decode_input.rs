@@ -1,7 +1,7 @@
 //! Any bytes, gzip or not: decoding must not panic, every item must be counted, and every
 //! event must be valid JSON whose `detail` is the record text.
 //!
-//! Run from `crates/event/fuzz`: `cargo fuzz run decode`.
+//! Run from `fuzz/`: `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none decode_input`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
