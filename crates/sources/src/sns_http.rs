@@ -29,7 +29,7 @@ use crate::error::SourceError;
 use crate::metrics::SourceMetrics;
 use crate::sns_verify::{ReqwestGet, SnsVerifier, StaticCert, check_sns_url, topic_region};
 use crate::sqs_eventbridge::{deliver_events, plan};
-use crate::sqs_s3::ObjectReader;
+use crate::sqs_s3::{ObjectReader, record_delivery};
 
 /// The endpoint's shared state.
 pub struct SnsEndpoint {
@@ -185,6 +185,7 @@ impl SnsEndpoint {
             reader
                 .read(&obj.bucket, &obj.key, Some(id), &self.deliverer, m)
                 .await?;
+            record_delivery(&self.deliverer, &obj.key, chrono::Utc::now()).await?;
         }
         if let Some(reason) = plan.failure {
             return Err(SourceError::Undecodable {

@@ -24,12 +24,11 @@ use tokio_util::sync::CancellationToken;
 use trailwatch_event::Limits;
 
 use crate::config::SqsConfig;
-use crate::dedup::{Deliverer, lock, run_blocking};
+use crate::dedup::{Deliverer, run_blocking};
 use crate::error::{SourceError, sdk_message};
 use crate::metrics::SourceMetrics;
-use crate::s3_poll::LogKey;
 use crate::sqs_eventbridge::{deliver_events, plan};
-use crate::sqs_s3::ObjectReader;
+use crate::sqs_s3::{ObjectReader, record_delivery};
 
 /// How one message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,20 +313,13 @@ impl SqsSource {
                 .read(&obj.bucket, &obj.key, Some(id), &self.deliverer, m)
                 .await?;
             processed += report.processed;
-            if let Some(k) = LogKey::parse(&obj.key).filter(|k| !k.digest) {
-                let at = obj
-                    .event_time
-                    .as_deref()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or_else(Utc::now);
-                let state = self.deliverer.state().clone();
-                let key = obj.key.clone();
-                run_blocking("recording a delivery", move || {
-                    lock(&state).record_delivery(&k.account, &k.region, at, &key)
-                })
-                .await??;
-            }
+            let at = obj
+                .event_time
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(Utc::now);
+            record_delivery(&self.deliverer, &obj.key, at).await?;
         }
         if let Some(reason) = plan.failure {
             return Err(SourceError::Undecodable {

@@ -13,7 +13,7 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use tokio_util::io::SyncIoBridge;
 use trailwatch_event::{Event, Item, Limits, SkipScope, decode};
 
-use crate::dedup::Deliverer;
+use crate::dedup::{Deliverer, lock, run_blocking};
 use crate::error::{SourceError, sdk_message};
 use crate::metrics::SourceMetrics;
 use crate::s3_poll::LogKey;
@@ -205,4 +205,23 @@ impl ObjectReader {
         }
         Ok(report)
     }
+}
+
+/// Notes for the dead-man check that `key`'s account/region delivered a log file at `at`
+/// (nothing for keys outside CloudTrail's layout, or digest files).
+pub async fn record_delivery(
+    deliverer: &Deliverer,
+    key: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), SourceError> {
+    let Some(k) = LogKey::parse(key).filter(|k| !k.digest) else {
+        return Ok(());
+    };
+    let state = deliverer.state().clone();
+    let key = key.to_owned();
+    run_blocking("recording a delivery", move || {
+        lock(&state).record_delivery(&k.account, &k.region, at, &key)
+    })
+    .await??;
+    Ok(())
 }

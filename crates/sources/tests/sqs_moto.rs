@@ -279,13 +279,14 @@ async fn poison_messages_are_retried_then_left_for_redrive() {
     let run = tokio::spawn(source(&f, config, d, &metrics).run(cancel.clone()));
     let m = metrics.source("poison");
     let parked = wait_until(Duration::from_secs(60), async || {
-        m.messages_poison.get() >= 2
+        m.messages_poison.get() >= 2 && m.messages_failed.get() >= 6
     })
     .await;
     cancel.cancel();
     run.await.unwrap().unwrap();
     assert!(parked, "{}", metrics.render());
-    // Each was tried max_receives (3) times, and neither was deleted.
+    // Each was tried max_receives (3) times (later receives are not processed, only
+    // logged), and neither was deleted.
     assert_eq!(m.messages_failed.get(), 6, "{}", metrics.render());
     assert_eq!(m.messages_deleted.get(), 0);
     assert_eq!(queue_depth(&f.sqs, &url).await, 2);
