@@ -8,6 +8,11 @@
 //! bucket whose notifications go to a queue, then times the SQS source from its start until
 //! the counting pipeline has every record, and prints records/s and MB/s. Needs the test venv
 //! (`scripts/test-deps.sh`).
+//!
+//! Measured 2026-11-23 on the shared 2-core machine under load (dev profile, dependencies at
+//! opt-level 2; moto 5.2.5 is the bottleneck), 50,000 records in 144 files (9.2 MB gzip):
+//! concurrency 1: 7,091 records/s; concurrency 4: 12,922 records/s; concurrency 8:
+//! 14,934 records/s.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
