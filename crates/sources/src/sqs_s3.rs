@@ -120,7 +120,7 @@ impl ObjectReader {
         }
         let (body, size) = self.open(bucket, key).await?;
         metrics.objects_read.inc();
-        let reader = body.into_async_read();
+        let reader = blocking_read(body, tokio::runtime::Handle::current());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Event>>(CHANNEL_DEPTH);
         let abort = Arc::new(AtomicBool::new(false));
         let abort_reader = abort.clone();
@@ -130,7 +130,7 @@ impl ObjectReader {
         // Spawned now (not lazily), so decoding runs while this task drains the channel.
         let decoding = tokio::task::spawn_blocking(move || {
             let reader = Abortable {
-                inner: SyncIoBridge::new(reader),
+                inner: reader,
                 abort: abort_reader,
             };
             let mut chunk = Vec::with_capacity(batch);
@@ -224,4 +224,14 @@ pub async fn record_delivery(
     })
     .await??;
     Ok(())
+}
+
+/// A blocking [`Read`] over an object body from [`ObjectReader::open`], for the event crate's
+/// decoder on a blocking thread (`spawn_blocking`, or any thread that is not a runtime
+/// worker): what `trailwatch scan s3://…` uses with [`crate::s3_poll::scan_objects`].
+pub fn blocking_read(
+    body: aws_sdk_s3::primitives::ByteStream,
+    handle: tokio::runtime::Handle,
+) -> impl Read + Send + 'static {
+    SyncIoBridge::new_with_handle(body.into_async_read(), handle)
 }
