@@ -71,8 +71,8 @@ impl EventFilter {
     pub fn accepts(&self, meta: &EventMeta) -> bool {
         self.since.is_none_or(|since| meta.time >= since)
             && self.until.is_none_or(|until| meta.time < until)
-            && (self.accounts.is_empty() || self.accounts.iter().any(|a| *a == meta.account))
-            && (self.regions.is_empty() || self.regions.iter().any(|r| *r == meta.region))
+            && (self.accounts.is_empty() || self.accounts.contains(&meta.account))
+            && (self.regions.is_empty() || self.regions.contains(&meta.region))
     }
 }
 
