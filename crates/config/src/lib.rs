@@ -152,45 +152,8 @@ pub struct RulesConfig {
     pub builtin: bool,
 }
 
-/// A severity name from the config (`info`, `low`, `medium`, `high`, `critical`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// info
-    Info,
-    /// low
-    Low,
-    /// medium
-    Medium,
-    /// high
-    High,
-    /// critical
-    Critical,
-}
-
-impl Severity {
-    /// Parses a lowercase severity name.
-    pub fn parse(s: &str) -> Option<Severity> {
-        Some(match s {
-            "info" => Severity::Info,
-            "low" => Severity::Low,
-            "medium" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            _ => return None,
-        })
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
+/// Severities in overrides are the alert's own severity type.
+pub use trailwatch_alert::Severity;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,7 +531,7 @@ fn validate_rules(
         ));
     }
     for (id, sev) in raw.severity {
-        match Severity::parse(&sev) {
+        match sev.parse::<Severity>().ok() {
             Some(s) => {
                 r.severity.insert(id, s);
             }

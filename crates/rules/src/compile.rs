@@ -16,31 +16,14 @@ use crate::error::{Errs, RuleError, RuleErrorKind, RuleErrors, pos_of};
 use crate::for_each::{Binding, Path};
 use crate::schema::{RawRule, RawTest, parse_duration, parse_duration_or_zero};
 use crate::suppress::Suppress;
-use crate::templates::{Templates, allowed};
+use crate::templates::{BASE_VARIABLES, Templates, allowed};
 use crate::window::{DedupSpec, ThresholdSpec};
 
-/// Names a rule may not use for `for_each` or `let` bindings.
-const RESERVED: &[&str] = &[
-    "record",
-    "event",
-    "item",
-    "config",
-    "principal",
-    "account",
-    "account_alias",
-    "region",
-    "source_ip",
-    "user_agent",
-    "event_time",
-    "event_name",
-    "event_source",
-    "event_id",
-    "console_url",
-    "severity",
-    "rule",
-    "fields",
-    "resources",
-];
+/// Names a rule may not use for `for_each` or `let` bindings: every template variable, plus
+/// the alert parts templates fill.
+fn is_reserved(name: &str) -> bool {
+    BASE_VARIABLES.contains(&name) || ["fields", "resources"].contains(&name)
+}
 
 /// Default lateness tolerance for windows.
 const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -364,7 +347,7 @@ fn compile_rule(
                 RuleErrorKind::Invalid,
                 format!("{n:?} is not a valid variable name"),
             );
-        } else if RESERVED.contains(&n.as_str()) || names.contains(n) {
+        } else if is_reserved(n) || names.contains(n) {
             errs.push(
                 pos_of(name),
                 RuleErrorKind::Invalid,
@@ -580,11 +563,7 @@ fn compile_rule(
         return None;
     }
     let enabled = config.rule_enabled(&id, raw.enabled.unwrap_or(true));
-    let severity_override = config
-        .rules
-        .severity
-        .get(&id)
-        .and_then(|s| s.as_str().parse::<Severity>().ok());
+    let severity_override = config.rules.severity.get(&id).copied();
     Some(Rule {
         id,
         title: raw.title,
