@@ -24,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use trailwatch_event::Limits;
 
 use crate::config::SnsHttpConfig;
-use crate::dedup::{Deliverer, run_blocking};
+use crate::dedup::Deliverer;
 use crate::error::SourceError;
 use crate::metrics::SourceMetrics;
 use crate::sns_verify::{ReqwestGet, SnsVerifier, StaticCert, check_sns_url, topic_region};
-use crate::sqs_eventbridge::{deliver_events, plan};
+use crate::sqs_eventbridge::{deliver_events, plan_counted};
 use crate::sqs_s3::{ObjectReader, record_delivery};
 
 /// The endpoint's shared state.
@@ -151,17 +151,16 @@ impl SnsEndpoint {
 
     async fn notification(&self, body: Bytes, id: &str, topic: &str) -> Result<(), SourceError> {
         let origin = format!("sns:{topic}");
-        let limits = self.limits.clone();
-        let origin2 = origin.clone();
-        let id2 = id.to_owned();
-        let mut plan = run_blocking("decoding an SNS message", move || {
-            plan(&body, &origin2, Some(&id2), &limits)
-        })
-        .await?;
         let m = &self.metrics;
-        m.events_received
-            .add(plan.events.len() as u64 + plan.skipped_records);
-        m.events_skipped.add(plan.skipped_records);
+        let mut plan = plan_counted(
+            body,
+            &origin,
+            id,
+            &self.limits,
+            m,
+            "decoding an SNS message",
+        )
+        .await?;
         if plan.only_notices() {
             tracing::info!(message_id = %id, notices = ?plan.notices, "SNS message carries nothing to process");
             m.messages_skipped.inc();

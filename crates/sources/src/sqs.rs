@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use trailwatch_event::Limits;
 
 use crate::config::SqsConfig;
-use crate::dedup::{Deliverer, run_blocking};
+use crate::dedup::Deliverer;
 use crate::error::{SourceError, sdk_message};
 use crate::metrics::SourceMetrics;
-use crate::sqs_eventbridge::{deliver_events, plan};
+use crate::sqs_eventbridge::{deliver_events, plan_counted};
 use crate::sqs_s3::{ObjectReader, record_delivery};
 
 /// How one message ended.
@@ -283,18 +283,16 @@ impl SqsSource {
 
     async fn process(&self, body: &[u8], id: &str) -> Result<MessageOutcome, SourceError> {
         let origin = format!("sqs:{}", self.queue_name);
-        let limits = self.limits.clone();
-        let body = body.to_vec();
-        let origin2 = origin.clone();
-        let id2 = id.to_owned();
-        let mut plan = run_blocking("decoding a message", move || {
-            plan(&body, &origin2, Some(&id2), &limits)
-        })
-        .await?;
         let m = &self.metrics;
-        m.events_received
-            .add(plan.events.len() as u64 + plan.skipped_records);
-        m.events_skipped.add(plan.skipped_records);
+        let mut plan = plan_counted(
+            body.to_vec(),
+            &origin,
+            id,
+            &self.limits,
+            m,
+            "decoding a message",
+        )
+        .await?;
         if plan.only_notices() {
             tracing::info!(source = %self.config.name, message_id = %id, notices = ?plan.notices, "message carries nothing to process; deleting it");
             return Ok(MessageOutcome::Skipped);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use trailwatch_event::{Event, Item, Limits, ObjectRef, SkipReason, SkipScope, decode_message};
 
-use crate::dedup::Deliverer;
+use crate::dedup::{Deliverer, run_blocking};
 use crate::error::SourceError;
 use crate::metrics::SourceMetrics;
 
@@ -34,6 +34,28 @@ impl MessagePlan {
     pub fn only_notices(&self) -> bool {
         self.events.is_empty() && self.objects.is_empty() && self.failure.is_none()
     }
+}
+
+/// Decodes a message body on a blocking thread and counts its records in `metrics`: the
+/// step every message source (SQS, the SNS endpoint) starts with.
+pub(crate) async fn plan_counted(
+    body: impl AsRef<[u8]> + Send + 'static,
+    origin: &str,
+    message_id: &str,
+    limits: &Limits,
+    metrics: &SourceMetrics,
+    what: &'static str,
+) -> Result<MessagePlan, SourceError> {
+    let (origin, message_id, limits) = (origin.to_owned(), message_id.to_owned(), limits.clone());
+    let plan = run_blocking(what, move || {
+        plan(body.as_ref(), &origin, Some(&message_id), &limits)
+    })
+    .await?;
+    metrics
+        .events_received
+        .add(plan.events.len() as u64 + plan.skipped_records);
+    metrics.events_skipped.add(plan.skipped_records);
+    Ok(plan)
 }
 
 /// Decodes a message body (SQS or SNS) into a [`MessagePlan`].
