@@ -5,7 +5,8 @@
 //!   Opsgenie and generic webhooks.
 //! - [`SmtpServer`]: `aiosmtpd` from the project's Python venv, with a handler that writes each
 //!   message to a directory and can be told to answer `451` for the next N messages.
-//! - [`MotoServer`]: the moto AWS emulator (`moto_server`) from the same venv.
+//! - [`MotoServer`]: the moto AWS emulator (`moto_server`) from the same venv, and in [`aws`]
+//!   the fixtures tests build on it (queues, a bucket notifying a queue, uploads, corpora).
 //!
 //! Every server binds `127.0.0.1` only, waits for readiness with a timeout, and is stopped when
 //! its handle is dropped. The Python servers come from the venv that `scripts/test-deps.sh`
@@ -14,6 +15,7 @@
 //!
 //! Architecture Invariant: testkit never talks to anything but 127.0.0.1.
 
+pub mod aws;
 mod python;
 mod recorder;
 
