@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -271,7 +271,7 @@ pub struct RawRoute {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutbox {
-    /// The SQLite file (default `~/.local/state/trailwatch/outbox.sqlite`).
+    /// The SQLite file (default `outbox.sqlite` in the state folder).
     pub path: Option<String>,
     /// Attempts per delivery before it goes to the dead-letter list (default 12).
     pub max_attempts: Option<u32>,
@@ -518,8 +518,9 @@ impl Route {
 /// Outbox settings.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
-    /// SQLite file.
-    pub path: PathBuf,
+    /// The SQLite file the config names; `None` means `outbox.sqlite` in the state folder
+    /// (see [`OutboxConfig::path_in`]).
+    pub path: Option<PathBuf>,
     /// Attempts before dead-lettering.
     pub max_attempts: u32,
     /// First retry delay.
@@ -535,13 +536,22 @@ pub struct OutboxConfig {
 impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
-            path: expand_home("~/.local/state/trailwatch/outbox.sqlite"),
+            path: None,
             max_attempts: 12,
             base_delay: Duration::from_millis(1000),
             max_delay: Duration::from_secs(600),
             concurrency: 4,
             retain_sent: Duration::from_secs(168 * 3600),
         }
+    }
+}
+
+impl OutboxConfig {
+    /// The outbox file: the configured path, or `outbox.sqlite` in `state_dir`.
+    pub fn path_in(&self, state_dir: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("outbox.sqlite"))
     }
 }
 
@@ -1261,7 +1271,7 @@ impl Validator<'_> {
             self.err(origin, line, "outbox: concurrency must be at least 1");
         }
         self.config.outbox = OutboxConfig {
-            path: raw.path.map(|p| expand_home(&p)).unwrap_or(d.path),
+            path: raw.path.map(|p| expand_home(&p)).or(d.path),
             max_attempts: raw.max_attempts.unwrap_or(d.max_attempts).max(1),
             base_delay: raw
                 .base_delay_ms
@@ -1312,7 +1322,18 @@ outbox: { path: /tmp/outbox.sqlite, max_attempts: 12 }
             })
         ));
         assert_eq!(config.outbox.max_attempts, 12);
-        assert_eq!(config.outbox.path, PathBuf::from("/tmp/outbox.sqlite"));
+        assert_eq!(
+            config.outbox.path,
+            Some(PathBuf::from("/tmp/outbox.sqlite"))
+        );
+        assert_eq!(
+            config.outbox.path_in(Path::new("/state")),
+            PathBuf::from("/tmp/outbox.sqlite")
+        );
+        assert_eq!(
+            NotifyConfig::default().outbox.path_in(Path::new("/state")),
+            PathBuf::from("/state/outbox.sqlite")
+        );
         assert_eq!(config.routes.len(), 2);
 
         let high = alert("iam-root-login", Severity::High);
