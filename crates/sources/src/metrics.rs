@@ -65,6 +65,35 @@ impl LagHistogram {
     pub fn count(&self) -> u64 {
         self.count.get()
     }
+
+    /// Appends the `_bucket`, `_sum` and `_count` series of `metric` with `labels`
+    /// (`key="value",…`, may be empty). The `# HELP`/`# TYPE` lines are the caller's.
+    pub fn render_series(&self, out: &mut String, metric: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, counter) in LAG_BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{metric}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                counter.get()
+            );
+        }
+        let count = self.count.get();
+        let _ = writeln!(out, "{metric}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{metric}_sum{} {}",
+            braces(labels),
+            self.sum_ms.get() as f64 / 1000.0
+        );
+        let _ = writeln!(out, "{metric}_count{} {count}", braces(labels));
+    }
 }
 
 /// The counters of one source (a queue, the SNS endpoint, a poller).
@@ -110,10 +139,22 @@ impl SourceMetrics {
     }
 }
 
-/// All sources' counters, by source name.
-#[derive(Debug, Default)]
+/// Appends more metrics to the exposition (the binary's own stages).
+pub type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
+
+/// All sources' counters, by source name, plus any collectors the binary added.
+#[derive(Default)]
 pub struct Metrics {
     sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
+    collectors: Mutex<Vec<Collector>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A counter's name suffix, help text and accessor.
@@ -194,6 +235,14 @@ impl Metrics {
         map.entry(name.to_owned()).or_default().clone()
     }
 
+    /// Adds a collector whose text is appended to every exposition.
+    pub fn add_collector(&self, collect: Collector) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(collect);
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let map = self.sources.lock().unwrap_or_else(|p| p.into_inner());
@@ -217,25 +266,13 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE {metric} histogram");
         for (name, m) in map.iter() {
-            let name = escape(name);
-            for (bound, counter) in LAG_BUCKETS.iter().zip(&m.lag.buckets) {
-                let _ = writeln!(
-                    out,
-                    "{metric}_bucket{{source=\"{name}\",le=\"{bound}\"}} {}",
-                    counter.get()
-                );
-            }
-            let count = m.lag.count.get();
-            let _ = writeln!(
-                out,
-                "{metric}_bucket{{source=\"{name}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "{metric}_sum{{source=\"{name}\"}} {}",
-                m.lag.sum_ms.get() as f64 / 1000.0
-            );
-            let _ = writeln!(out, "{metric}_count{{source=\"{name}\"}} {count}");
+            m.lag
+                .render_series(&mut out, metric, &format!("source=\"{}\"", escape(name)));
+        }
+        drop(map);
+        let collectors = self.collectors.lock().unwrap_or_else(|p| p.into_inner());
+        for collect in collectors.iter() {
+            collect(&mut out);
         }
         out
     }
@@ -246,6 +283,28 @@ fn escape(label: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` alone on `listener` (plain HTTP, bind it to loopback or a
+/// scraping network) until `cancel` fires.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<(), crate::SourceError> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| crate::SourceError::Io { what, source }
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(io("setting the metrics listener non-blocking"))?;
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(io("registering the listener"))?;
+    axum::serve(listener, router(metrics))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+        .map_err(io("serving /metrics"))
 }
 
 /// A router serving `GET /metrics` from `metrics`, to mount wherever the binary likes.
@@ -292,5 +351,27 @@ mod tests {
         );
         m.events_received.inc();
         assert!(!m.reconciles());
+    }
+
+    #[test]
+    fn collectors_append_and_unlabelled_series_have_no_braces() {
+        let metrics = Metrics::new();
+        let lag = Arc::new(LagHistogram::default());
+        lag.observe(chrono::TimeDelta::milliseconds(2500));
+        let held = lag.clone();
+        metrics.add_collector(Box::new(move |out| {
+            held.render_series(out, "extra_lag_seconds", "");
+        }));
+        let text = metrics.render();
+        assert!(
+            text.contains("extra_lag_seconds_bucket{le=\"5\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("extra_lag_seconds_bucket{le=\"1\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("extra_lag_seconds_sum 2.5\n"), "{text}");
+        assert!(text.contains("extra_lag_seconds_count 1\n"), "{text}");
     }
 }
