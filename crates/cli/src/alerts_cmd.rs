@@ -3,16 +3,17 @@
 use std::path::Path;
 
 use anyhow::Context;
+use trailwatch_config::Config;
 use trailwatch_notify::commands;
 use trailwatch_notify::config::{NotifyConfig, SectionText, parse_texts};
 use trailwatch_notify::{Notifier, RetrySelector};
 
 use crate::cli::{AlertsCommand, EXIT_FAILED_CHECK, EXIT_OK, Format};
 use crate::ruleset::load_config;
+use crate::state;
 
-/// Reads the `destinations`, `routes` and `outbox` sections of the config.
-pub fn notify_config(config_path: Option<&Path>) -> anyhow::Result<NotifyConfig> {
-    let config = load_config(config_path)?;
+/// Reads the `destinations`, `routes` and `outbox` sections of a loaded config.
+pub fn notify_config_of(config: &Config) -> anyhow::Result<NotifyConfig> {
     let sections: Vec<_> = ["destinations", "routes", "outbox"]
         .into_iter()
         .filter_map(|key| config.section(key).map(|s| (key, s)))
@@ -32,10 +33,13 @@ pub fn notify_config(config_path: Option<&Path>) -> anyhow::Result<NotifyConfig>
     })
 }
 
-fn open(config_path: Option<&Path>) -> anyhow::Result<Notifier> {
-    let config = notify_config(config_path)?;
-    let path = config.outbox.path.clone();
-    Notifier::open(config, &path)
+/// Opens the outbox of the config at `config_path` in the state folder `state` (see
+/// [`crate::state`]).
+fn open(config_path: Option<&Path>, state: Option<&Path>) -> anyhow::Result<Notifier> {
+    let config = load_config(config_path)?;
+    let notify = notify_config_of(&config)?;
+    let path = notify.outbox.path_in(&state::state_dir(state, &config)?);
+    Notifier::open(notify, &path)
         .with_context(|| format!("cannot open the outbox {}", path.display()))
 }
 
@@ -53,13 +57,18 @@ fn print(
 /// Runs one `alerts` subcommand.
 pub fn run(cmd: AlertsCommand) -> anyhow::Result<u8> {
     match cmd {
-        AlertsCommand::Dead { config, format } => {
-            let notifier = open(config.as_deref())?;
+        AlertsCommand::Dead {
+            config,
+            state,
+            format,
+        } => {
+            let notifier = open(config.as_deref(), state.as_deref())?;
             print(&commands::dead(&notifier)?, format)?;
             Ok(EXIT_OK)
         }
         AlertsCommand::Retry {
             config,
+            state,
             ids,
             destination,
             format,
@@ -70,7 +79,7 @@ pub fn run(cmd: AlertsCommand) -> anyhow::Result<u8> {
                 (true, None) => RetrySelector::All,
                 (false, Some(_)) => anyhow::bail!("give either --id or --destination, not both"),
             };
-            let notifier = open(config.as_deref())?;
+            let notifier = open(config.as_deref(), state.as_deref())?;
             let report = commands::retry(&notifier, &selector)?;
             print(&report, format)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
@@ -81,10 +90,11 @@ pub fn run(cmd: AlertsCommand) -> anyhow::Result<u8> {
         }
         AlertsCommand::Test {
             config,
+            state,
             destination,
             format,
         } => {
-            let notifier = open(config.as_deref())?;
+            let notifier = open(config.as_deref(), state.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             match runtime.block_on(commands::test(&notifier, &destination)) {
                 Ok(report) => {

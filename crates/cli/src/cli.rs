@@ -20,8 +20,9 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(name = "trailwatch", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Log filter for diagnostics on stderr (tracing syntax, e.g. `info` or `trailwatch=debug`).
-    #[arg(long, global = true, env = "TRAILWATCH_LOG", default_value = "warn")]
-    pub log: String,
+    /// Default: `info` for `run`, `warn` for everything else.
+    #[arg(long, global = true, env = "TRAILWATCH_LOG")]
+    pub log: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -31,10 +32,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan CloudTrail log files and folders (or `-` for stdin) and print alerts.
+    /// Scan CloudTrail log files, folders or S3 prefixes (or `-` for stdin) and print alerts.
     Scan(ScanArgs),
     /// Follow a folder as new log files arrive, processing each once across restarts.
     Watch(WatchArgs),
+    /// Run as a service: ingest from SQS, SNS and S3 as the config's `sources:` says, match,
+    /// and deliver alerts through the durable outbox until SIGTERM.
+    Run(RunArgs),
     /// Work with EventBridge event patterns.
     #[command(subcommand)]
     Pattern(PatternCommand),
@@ -54,6 +58,9 @@ pub enum AlertsCommand {
         /// The config file with `destinations`, `routes` and `outbox`.
         #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
         config: Option<PathBuf>,
+        /// The state folder holding the outbox (see `trailwatch run --help`).
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -63,6 +70,9 @@ pub enum AlertsCommand {
         /// The config file.
         #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
         config: Option<PathBuf>,
+        /// The state folder holding the outbox (see `trailwatch run --help`).
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
         /// Only this dead letter (repeatable; ids as `alerts dead` shows them).
         #[arg(long = "id", value_name = "ID")]
         ids: Vec<i64>,
@@ -81,6 +91,9 @@ pub enum AlertsCommand {
         /// The config file.
         #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
         config: Option<PathBuf>,
+        /// The state folder holding the outbox (see `trailwatch run --help`).
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -152,7 +165,8 @@ pub struct LimitArgs {
 /// `trailwatch scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Files or folders to scan (recursively); `-` reads stdin.
+    /// Files or folders to scan (recursively), `s3://bucket/prefix` locations (an org-trail
+    /// or account prefix, listed from `--since`), or `-` for stdin.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -212,6 +226,25 @@ pub struct WatchArgs {
     /// Process what is there now, then exit.
     #[arg(long)]
     pub once: bool,
+}
+
+/// `trailwatch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rules: RuleArgs,
+    /// The state folder: dedup ids, checkpoints, the outbox. Default: `state.dir` in the
+    /// config, else `$XDG_STATE_HOME/trailwatch` or `~/.local/state/trailwatch`.
+    #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+    pub state: Option<PathBuf>,
+    /// Serve `/metrics` on this address instead of the config's `metrics.listen`
+    /// (default 127.0.0.1:9464); `off` serves none.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Check the config, rules and sources, print what would run, and exit.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `trailwatch pattern ...`.
@@ -304,7 +337,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    let default_log = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log.as_deref().unwrap_or(default_log));
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -331,6 +368,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Scan(args) => crate::scan::run(args),
         Command::Watch(args) => crate::watch::run(args),
+        Command::Run(args) => crate::run_cmd::run(args),
         Command::Pattern(cmd) => crate::pattern_cmd::run(cmd),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
         Command::Alerts(cmd) => crate::alerts_cmd::run(cmd),

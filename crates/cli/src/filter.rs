@@ -67,6 +67,22 @@ impl EventFilter {
         }
     }
 
+    /// The lower bound on event time, if any.
+    pub fn since(&self) -> Option<DateTime<Utc>> {
+        self.since
+    }
+
+    /// The upper bound on event time (exclusive), if any.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        self.until
+    }
+
+    /// True when an account/region folder can hold events the filter accepts.
+    pub fn accepts_location(&self, account: &str, region: &str) -> bool {
+        (self.accounts.is_empty() || self.accounts.iter().any(|a| a == account))
+            && (self.regions.is_empty() || self.regions.iter().any(|r| r == region))
+    }
+
     /// True when the event passes every given condition.
     pub fn accepts(&self, meta: &EventMeta) -> bool {
         self.since.is_none_or(|since| meta.time >= since)

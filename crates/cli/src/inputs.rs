@@ -8,6 +8,8 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 use trailwatch_store::InputStamp;
 
+use crate::s3_inputs::S3Object;
+
 /// One thing to read: a file, or standard input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -22,6 +24,8 @@ pub enum Input {
     },
     /// `-`: standard input.
     Stdin,
+    /// An S3 object (`trailwatch scan s3://…`).
+    S3(S3Object),
 }
 
 impl Input {
@@ -30,6 +34,7 @@ impl Input {
         match self {
             Input::File { path, .. } => path.display().to_string(),
             Input::Stdin => "<stdin>".to_owned(),
+            Input::S3(object) => object.origin(),
         }
     }
 
@@ -38,6 +43,7 @@ impl Input {
         match self {
             Input::File { size, .. } => *size,
             Input::Stdin => 0,
+            Input::S3(object) => object.size,
         }
     }
 
@@ -46,6 +52,7 @@ impl Input {
         match self {
             Input::File { path, .. } => Ok(Box::new(File::open(path)?)),
             Input::Stdin => Ok(Box::new(io::stdin())),
+            Input::S3(object) => object.open(),
         }
     }
 
@@ -61,7 +68,7 @@ impl Input {
                 size: *size,
                 modified_ns: *modified_ns,
             }),
-            Input::Stdin => None,
+            Input::Stdin | Input::S3(_) => None,
         }
     }
 

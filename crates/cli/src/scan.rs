@@ -23,6 +23,7 @@ use crate::cli::{EXIT_FAILED_CHECK, EXIT_OK, LimitArgs, ProgressMode, ScanArgs};
 use crate::filter::EventFilter;
 use crate::inputs::{self, Input};
 use crate::output::write_alert;
+use crate::s3_inputs::{S3Access, is_s3_url};
 use crate::summary::{Summary, thousands};
 
 /// Decoding limits from flags.
@@ -261,10 +262,19 @@ pub fn scan_inputs(
 
 /// `trailwatch scan`.
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
-    let (_config, ruleset) = crate::ruleset::load(&args.rules)?;
-    let listing = inputs::list(&args.paths)?;
+    let (config, ruleset) = crate::ruleset::load(&args.rules)?;
     let filter = EventFilter::new(&args.filter, Utc::now());
     let limits = limits(&args.limits);
+    let (urls, paths): (Vec<_>, Vec<_>) = args.paths.iter().cloned().partition(|p| is_s3_url(p));
+    let mut listing = inputs::list(&paths)?;
+    if !urls.is_empty() {
+        let s3 = S3Access::new(&config, &limits)?;
+        for url in &urls {
+            let url = url.to_string_lossy();
+            let objects = s3.list(&url, &filter, filter.since(), filter.until())?;
+            listing.inputs.extend(objects.into_iter().map(Input::S3));
+        }
+    }
     let ctx = ScanContext {
         ruleset: &ruleset,
         filter: &filter,

@@ -7,10 +7,14 @@
 //! alerts were written. So a restart repeats no finished file, and an event CloudTrail
 //! delivers twice alerts once. A crash between writing alerts and committing repeats that
 //! one file's alerts (at-least-once, never lost).
+//!
+//! Without `destinations` in the config, alerts are printed. With them, alerts go to the
+//! durable outbox (before the file is committed) and a delivery loop beside the follower
+//! sends them; the outbox's idempotency on dedup keys absorbs a repeated file.
 
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,36 +24,63 @@ use chrono::{DateTime, Utc};
 use notify::{RecursiveMode, Watcher};
 use trailwatch_alert::Alert;
 use trailwatch_event::{Item, Limits, decode};
+use trailwatch_notify::Notifier;
 use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, MemoryState, RuleSet, SystemClock};
 use trailwatch_store::Store;
 
 use crate::cli::{EXIT_OK, Format, WatchArgs};
 use crate::inputs::{self, Input};
 use crate::output::write_alert;
+use crate::state;
 use crate::summary::Summary;
 
 /// A file modified this recently that fails to decode may still be being written: it is
 /// retried on a later sweep instead of being reported and committed.
 const SETTLE_TIME: Duration = Duration::from_secs(10);
 
-/// The default state folder: `$XDG_STATE_HOME/trailwatch` or `~/.local/state/trailwatch`.
-pub fn default_state_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("trailwatch"));
+/// Where a follower's alerts go.
+pub enum AlertOutput<'w> {
+    /// Printed in a format.
+    Print {
+        /// The writer (stdout).
+        out: &'w mut dyn Write,
+        /// The format.
+        format: Format,
+    },
+    /// Into the durable outbox (fsynced when `emit` returns).
+    Outbox(Arc<Notifier>),
+}
+
+impl AlertOutput<'_> {
+    /// Emits alerts; when this returns Ok they are written (and flushed) or durable.
+    pub fn emit(&mut self, alerts: &[Alert]) -> anyhow::Result<()> {
+        match self {
+            AlertOutput::Print { out, format } => {
+                for alert in alerts {
+                    write_alert(&mut **out, alert, *format).context("cannot write alert")?;
+                }
+                out.flush().context("cannot write alerts")
+            }
+            AlertOutput::Outbox(notifier) => {
+                if !alerts.is_empty() {
+                    notifier
+                        .enqueue_batch(alerts)
+                        .context("cannot write alerts to the outbox")?;
+                }
+                Ok(())
+            }
+        }
     }
-    let home = std::env::var_os("HOME")
-        .context("neither XDG_STATE_HOME nor HOME is set; pass --state DIR")?;
-    Ok(PathBuf::from(home).join(".local/state/trailwatch"))
 }
 
 /// The follower: rules, gate, checkpoint and output.
-pub struct Follower<'a> {
+pub struct Follower<'a, 'w> {
     ruleset: &'a RuleSet,
     gate: Gate,
     store: Store,
     limits: Limits,
     scratch: EvalScratch,
-    format: Format,
+    output: AlertOutput<'w>,
     /// Totals since start.
     pub totals: Summary,
 }
@@ -64,16 +95,16 @@ fn modified_recently(input: &Input) -> bool {
     now_ns.saturating_sub(*modified_ns) < SETTLE_TIME.as_nanos() as i64
 }
 
-impl<'a> Follower<'a> {
+impl<'a, 'w> Follower<'a, 'w> {
     /// Opens the checkpoint in `state_dir` and prunes event ids older than the horizon
     /// (measured back from the newest event seen, so old data replays dedup correctly too).
     pub fn open(
         ruleset: &'a RuleSet,
         state_dir: &Path,
         limits: Limits,
-        format: Format,
+        output: AlertOutput<'w>,
         dedup_horizon: Duration,
-    ) -> anyhow::Result<Follower<'a>> {
+    ) -> anyhow::Result<Follower<'a, 'w>> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
         let mut store = Store::open(state_dir.join("watch.sqlite"))?;
@@ -89,41 +120,38 @@ impl<'a> Follower<'a> {
             store,
             limits,
             scratch: EvalScratch::default(),
-            format,
+            output,
             totals: Summary::default(),
         })
     }
 
     /// Closes idle windows by the clock and prints the dedup repeat summaries they release;
     /// with `end_of_input`, closes every window (used by `--once`).
-    pub fn tick(&mut self, out: &mut dyn Write, end_of_input: bool) -> anyhow::Result<()> {
+    pub fn tick(&mut self, end_of_input: bool) -> anyhow::Result<()> {
         let alerts = if end_of_input {
             self.gate.flush()
         } else {
             self.gate.tick()
         };
-        for alert in &alerts {
-            write_alert(out, alert, self.format).context("cannot write alert")?;
-        }
-        out.flush().context("cannot write alerts")?;
+        self.output.emit(&alerts)?;
         self.totals.alerts += alerts.len() as u64;
         Ok(())
     }
 
     /// Processes every log file under `dir` that the checkpoint does not list.
-    pub fn sweep(&mut self, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    pub fn sweep(&mut self, dir: &Path) -> anyhow::Result<()> {
         let listing = inputs::list(&[dir.to_path_buf()])?;
         for input in &listing.inputs {
             let stamp = input.stamp().expect("listed inputs are files");
             if self.store.input_done(&stamp)? {
                 continue;
             }
-            self.process(input, out)?;
+            self.process(input)?;
         }
         Ok(())
     }
 
-    fn process(&mut self, input: &Input, out: &mut dyn Write) -> anyhow::Result<()> {
+    fn process(&mut self, input: &Input) -> anyhow::Result<()> {
         let stamp = input.stamp().expect("listed inputs are files");
         let reader = match input.open() {
             Ok(reader) => reader,
@@ -195,10 +223,7 @@ impl<'a> Follower<'a> {
         for candidate in candidates {
             alerts.extend(self.gate.admit(candidate));
         }
-        for alert in &alerts {
-            write_alert(out, alert, self.format).context("cannot write alert")?;
-        }
-        out.flush().context("cannot write alerts")?;
+        self.output.emit(&alerts)?;
         counts.alerts = alerts.len() as u64;
         self.store.commit_input(&stamp, &events_matched)?;
         tracing::info!(
@@ -215,25 +240,40 @@ impl<'a> Follower<'a> {
 
 /// `trailwatch watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
-    let (_config, ruleset) = crate::ruleset::load(&args.rules)?;
+    let (config, ruleset) = crate::ruleset::load(&args.rules)?;
     let dir = args.dir.clone();
     if !dir.is_dir() {
         anyhow::bail!("{} is not a folder", dir.display());
     }
-    let state_dir = match &args.state {
-        Some(dir) => dir.clone(),
-        None => default_state_dir()?,
-    };
+    let notify = crate::alerts_cmd::notify_config_of(&config)?;
+    let state_dir = state::state_dir(args.state.as_deref(), &config)?;
     let limits = crate::scan::limits(&args.limits);
-    let mut follower = Follower::open(
-        &ruleset,
-        &state_dir,
-        limits,
-        args.format,
-        args.dedup_horizon,
-    )?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    // With destinations, a delivery loop runs beside the follower on its own runtime.
+    let delivery = if notify.destinations.is_empty() {
+        None
+    } else {
+        let path = notify.outbox.path_in(&state_dir);
+        let notifier = Arc::new(
+            Notifier::open(notify, &path)
+                .with_context(|| format!("cannot open the outbox {}", path.display()))?,
+        );
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+        if !args.once {
+            let n = notifier.clone();
+            runtime.spawn(async move { n.run(std::future::pending::<()>()).await });
+        }
+        Some((notifier, runtime))
+    };
+    let output = match &delivery {
+        Some((notifier, _)) => AlertOutput::Outbox(notifier.clone()),
+        None => AlertOutput::Print {
+            out: &mut out,
+            format: args.format,
+        },
+    };
+    let mut follower = Follower::open(&ruleset, &state_dir, limits, output, args.dedup_horizon)?;
 
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -246,8 +286,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot watch {}", dir.display()))?;
     }
     loop {
-        follower.sweep(&dir, &mut out)?;
-        follower.tick(&mut out, args.once)?;
+        follower.sweep(&dir)?;
+        follower.tick(args.once)?;
         if args.once {
             break;
         }
@@ -265,6 +305,18 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    eprintln!("{}", follower.totals);
+    let totals = follower.totals;
+    drop(follower);
+    if let Some((notifier, runtime)) = delivery {
+        // --once: deliver what this pass enqueued (retries included) before exiting.
+        let stats = runtime
+            .block_on(notifier.run_until_idle())
+            .context("delivery failed")?;
+        eprintln!(
+            "trailwatch: delivered {} alert(s); {} dead",
+            stats.delivered, stats.dead
+        );
+    }
+    eprintln!("{totals}");
     Ok(EXIT_OK)
 }

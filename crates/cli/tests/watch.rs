@@ -159,3 +159,68 @@ fn new_files_are_picked_up_as_they_arrive() {
     let watcher = Watcher::start(logs.path(), state.path());
     assert_eq!(watcher.next_alert(Duration::from_secs(2)), None);
 }
+
+#[test]
+fn with_destinations_alerts_go_through_the_outbox_once() {
+    let recorder = trailwatch_testkit::Recorder::start().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("trailwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "destinations:\n  hook: {{ type: webhook, url: '{}' }}\nroutes:\n  - {{ to: [hook] }}\noutbox: {{ base_delay_ms: 10 }}\n",
+            recorder.url("/hook")
+        ),
+    )
+    .unwrap();
+    // The destination fails the first attempt: --once still delivers before it exits.
+    recorder.push_next(1, trailwatch_testkit::Behavior::Status(503));
+    deliver(logs.path(), "a.json.gz", &[stop_logging("ev-a", 1)]);
+    let once = |logs: &Path| {
+        common::trailwatch(&[
+            "watch",
+            "--once",
+            "--config",
+            config.to_str().unwrap(),
+            "--state",
+            state.path().to_str().unwrap(),
+            logs.to_str().unwrap(),
+        ])
+    };
+    let run = once(logs.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "alerts go to the destination, not stdout");
+    assert!(
+        run.stderr.contains("delivered 1 alert(s); 0 dead"),
+        "{}",
+        run.stderr
+    );
+    let got = recorder.accepted();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["event_id"], "ev-a");
+    assert_eq!(got[0].json()["rule_id"], "cloudtrail-logging-tampered");
+    assert!(state.path().join("outbox.sqlite").is_file());
+
+    // The same event again in a new file, and a restart: nothing is sent twice.
+    deliver(logs.path(), "b.json.gz", &[stop_logging("ev-a", 1)]);
+    let run = once(logs.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("delivered 0 alert(s)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(recorder.accepted().len(), 1);
+
+    // `alerts dead` finds the same outbox through the same state folder.
+    let dead = common::trailwatch(&[
+        "alerts",
+        "dead",
+        "--config",
+        config.to_str().unwrap(),
+        "--state",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(dead.code, 0, "{}", dead.stderr);
+}

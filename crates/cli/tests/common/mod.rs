@@ -37,8 +37,18 @@ pub fn trailwatch(args: &[&str]) -> Run {
 
 /// Same, feeding `stdin`.
 pub fn trailwatch_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    run_binary(args, stdin, &[])
+}
+
+/// Same, with extra environment variables.
+pub fn trailwatch_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_binary(args, None, env)
+}
+
+fn run_binary(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo_root())
         .env_remove("TRAILWATCH_CONFIG")
         .env_remove("TRAILWATCH_STATE")

@@ -1,0 +1,213 @@
+//! The live alert pipeline behind `trailwatch run` (and `watch` with destinations):
+//! evaluate → gate → durable outbox.
+//!
+//! Evaluation is pure and runs on all cores; the gate (thresholds, dedup) has one owner, a
+//! mutex taken once per batch; the outbox write is one fsynced transaction per batch. A
+//! batch is acknowledged (the queue message deleted, the checkpoint moved) only after its
+//! alerts are in the outbox, so a crash repeats work, never loses it; the outbox is
+//! idempotent on each alert's dedup key, so a repeated batch sends nothing twice.
+//!
+//! If the outbox cannot be written, the gate has already counted the batch: retrying it in
+//! this process would see its own events as repeats and drop their alerts. So that failure
+//! is fatal: the pipeline refuses the batch (it stays in its queue) and asks the service to
+//! stop; the restarted process starts with a fresh gate and redoes the batch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use trailwatch_alert::Alert;
+use trailwatch_event::Event;
+use trailwatch_notify::Notifier;
+use trailwatch_rules::{Candidate, EvalScratch, Gate, RuleSet};
+use trailwatch_sources::metrics::{Counter, LagHistogram};
+use trailwatch_sources::{CancellationToken, HandleOutcome, Pipeline, PipelineError};
+
+/// Counters of the rule stage, rendered on `/metrics` beside the sources' counters.
+#[derive(Debug, Default)]
+pub struct PipelineMetrics {
+    /// Events evaluated against the rules.
+    pub events_evaluated: Counter,
+    /// Events that matched at least one rule.
+    pub events_matched: Counter,
+    /// Alerts the gate let through (written to the outbox).
+    pub alerts: Counter,
+    /// Deliveries those alerts created (one per alert and destination; repeats add none).
+    pub deliveries: Counter,
+    /// CEL errors while evaluating conditions (the item raised nothing).
+    pub cel_errors: Counter,
+    /// Lag from an alert's `eventTime` to the moment it was in the outbox.
+    pub alert_lag: LagHistogram,
+}
+
+impl PipelineMetrics {
+    /// Appends the Prometheus text of these counters to `out`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let counters = [
+            (
+                "trailwatch_pipeline_events_evaluated_total",
+                "Events evaluated against the rules.",
+                &self.events_evaluated,
+            ),
+            (
+                "trailwatch_pipeline_events_matched_total",
+                "Events that matched at least one rule.",
+                &self.events_matched,
+            ),
+            (
+                "trailwatch_alerts_total",
+                "Alerts written to the outbox.",
+                &self.alerts,
+            ),
+            (
+                "trailwatch_alert_deliveries_total",
+                "Outbox deliveries created (one per alert and destination).",
+                &self.deliveries,
+            ),
+            (
+                "trailwatch_rule_cel_errors_total",
+                "CEL errors while evaluating rule conditions.",
+                &self.cel_errors,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.get());
+        }
+        let lag = "trailwatch_alert_lag_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {lag} Lag from eventTime to the alert being in the outbox."
+        );
+        let _ = writeln!(out, "# TYPE {lag} histogram");
+        self.alert_lag.render_series(out, lag, "");
+    }
+}
+
+/// Rules, gate and outbox as one [`Pipeline`].
+pub struct AlertPipeline {
+    ruleset: Arc<RuleSet>,
+    gate: Mutex<Gate>,
+    notifier: Arc<Notifier>,
+    metrics: Arc<PipelineMetrics>,
+    /// Fired when the outbox fails (see the module docs).
+    fatal: CancellationToken,
+    failed: AtomicBool,
+}
+
+impl AlertPipeline {
+    /// A pipeline that evaluates `ruleset`, gates through `gate` and writes to `notifier`'s
+    /// outbox; `fatal` is cancelled if the outbox cannot be written.
+    pub fn new(
+        ruleset: Arc<RuleSet>,
+        gate: Gate,
+        notifier: Arc<Notifier>,
+        metrics: Arc<PipelineMetrics>,
+        fatal: CancellationToken,
+    ) -> AlertPipeline {
+        AlertPipeline {
+            ruleset,
+            gate: Mutex::new(gate),
+            notifier,
+            metrics,
+            fatal,
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Evaluates events on all cores; candidates come back in event-time order, so windows
+    /// see a batch in the order it happened.
+    pub fn evaluate(&self, events: &[Event]) -> Vec<Candidate> {
+        let ruleset = &self.ruleset;
+        let per_event: Vec<(Vec<Candidate>, u64)> = events
+            .par_iter()
+            .map_init(EvalScratch::default, |scratch, event| {
+                let before = scratch.cel_errors;
+                let found = ruleset.evaluate(event, scratch);
+                (found, scratch.cel_errors - before)
+            })
+            .collect();
+        self.metrics.events_evaluated.add(events.len() as u64);
+        let mut candidates = Vec::new();
+        for (found, cel_errors) in per_event {
+            self.metrics.cel_errors.add(cel_errors);
+            if !found.is_empty() {
+                self.metrics.events_matched.inc();
+            }
+            candidates.extend(found);
+        }
+        candidates.sort_by(|a, b| {
+            (a.time, &a.alert.event_id, &a.alert.dedup_key).cmp(&(
+                b.time,
+                &b.alert.event_id,
+                &b.alert.dedup_key,
+            ))
+        });
+        candidates
+    }
+
+    /// Passes candidates through the gate.
+    pub fn admit(&self, candidates: Vec<Candidate>) -> Vec<Alert> {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        candidates.into_iter().flat_map(|c| gate.admit(c)).collect()
+    }
+
+    /// Closes idle windows by the clock (dedup repeat summaries) and writes what they release.
+    pub fn tick(&self) -> Result<u64, PipelineError> {
+        let alerts = self.gate.lock().unwrap_or_else(|p| p.into_inner()).tick();
+        self.write(&alerts)
+    }
+
+    /// Writes alerts to the outbox (durable when this returns). A failure stops the service.
+    pub fn write(&self, alerts: &[Alert]) -> Result<u64, PipelineError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(PipelineError::new(
+                "the outbox failed earlier; stopping so a restart can redo the work",
+            ));
+        }
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        match self.notifier.enqueue_batch(alerts) {
+            Ok(deliveries) => {
+                let now = Utc::now();
+                self.metrics.alerts.add(alerts.len() as u64);
+                self.metrics.deliveries.add(deliveries as u64);
+                for alert in alerts {
+                    if let Ok(t) = DateTime::parse_from_rfc3339(&alert.event_time) {
+                        self.metrics.alert_lag.observe(now - t.with_timezone(&Utc));
+                    }
+                }
+                Ok(alerts.len() as u64)
+            }
+            Err(err) => {
+                self.failed.store(true, Ordering::SeqCst);
+                tracing::error!(error = %err, "cannot write alerts to the outbox; stopping");
+                self.fatal.cancel();
+                Err(PipelineError::new(format!(
+                    "cannot write to the outbox: {err}"
+                )))
+            }
+        }
+    }
+}
+
+impl Pipeline for AlertPipeline {
+    fn handle(&self, events: Vec<Event>, origin: &str) -> Result<HandleOutcome, PipelineError> {
+        let candidates = self.evaluate(&events);
+        let alerts = self.admit(candidates);
+        let written = self.write(&alerts)?;
+        if written > 0 {
+            tracing::info!(
+                origin,
+                events = events.len(),
+                alerts = written,
+                "alerts raised"
+            );
+        }
+        Ok(HandleOutcome { alerts: written })
+    }
+}
