@@ -306,7 +306,12 @@ mod tests {
     fn same_as_streaming(input: &[u8], limit: u64) {
         let whole = outcome(&mut maybe_gzip(input, limit).unwrap());
         let streamed = outcome(&mut gzip(input, limit));
-        assert_eq!(whole, streamed, "input of {} bytes, cap {limit}", input.len());
+        assert_eq!(
+            whole,
+            streamed,
+            "input of {} bytes, cap {limit}",
+            input.len()
+        );
     }
 
     fn records(n: usize) -> Vec<u8> {
@@ -315,7 +320,10 @@ mod tests {
             if i > 0 {
                 s.push(',');
             }
-            s.push_str(&format!("{{\"eventID\":\"e{i}\",\"eventName\":\"Get{}\"}}", i * 7919 % 113));
+            s.push_str(&format!(
+                "{{\"eventID\":\"e{i}\",\"eventName\":\"Get{}\"}}",
+                i * 7919 % 113
+            ));
         }
         s.push_str("]}");
         s.into_bytes()
@@ -341,9 +349,17 @@ mod tests {
         assert_eq!(inflate_whole(&two, 1 << 30), None, "two members");
         let mut twice = gz(&data);
         twice.extend(gz(&data));
-        assert_eq!(inflate_whole(&twice, 1 << 30), None, "the same member twice");
+        assert_eq!(
+            inflate_whole(&twice, 1 << 30),
+            None,
+            "the same member twice"
+        );
         assert_eq!(inflate_whole(&gz(&data), 100), None, "over the cap");
-        assert_eq!(inflate_whole(&gz_with_header_crc(&data), 1 << 30), None, "header CRC");
+        assert_eq!(
+            inflate_whole(&gz_with_header_crc(&data), 1 << 30),
+            None,
+            "header CRC"
+        );
         let mut lying = gz(&data);
         let n = lying.len();
         lying[n - 4..].copy_from_slice(&10u32.to_le_bytes());
@@ -377,7 +393,10 @@ mod tests {
         let mut twice = one.clone();
         twice.extend_from_slice(&one);
         cases.push(("the same member twice", twice, 1 << 30));
-        for (what, isize) in [("ISIZE says less", 10u32), ("ISIZE says more", data.len() as u32 + 1)] {
+        for (what, isize) in [
+            ("ISIZE says less", 10u32),
+            ("ISIZE says more", data.len() as u32 + 1),
+        ] {
             let mut lying = one.clone();
             lying[n - 4..].copy_from_slice(&isize.to_le_bytes());
             cases.push((what, lying, 1 << 30));
