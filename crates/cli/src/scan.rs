@@ -129,17 +129,24 @@ pub fn skip_message(skipped: &Skipped) -> String {
     }
 }
 
-/// Orders candidates the way events happened, with stable tie-breaks.
-fn sort_candidates(candidates: &mut [Candidate]) {
-    candidates.sort_by(|a, b| {
-        let (a, b) = (&a.alert, &b.alert);
-        (&a.event_time, &a.event_id, &a.rule_id, &a.dedup_key).cmp(&(
-            &b.event_time,
-            &b.event_id,
-            &b.rule_id,
-            &b.dedup_key,
-        ))
-    });
+/// The order in which candidates are admitted: the way events happened, with stable
+/// tie-breaks (equal keys keep their arrival order). Candidates stay where they are (they
+/// are large); only their positions are sorted.
+fn candidate_order(chunks: &[Vec<Option<Candidate>>]) -> Vec<(u32, u32)> {
+    let key = |&(c, i): &(u32, u32)| {
+        let a = &chunks[c as usize][i as usize]
+            .as_ref()
+            .expect("every candidate is still pending")
+            .alert;
+        (&a.event_time, &a.event_id, &a.rule_id, &a.dedup_key)
+    };
+    let mut order: Vec<(u32, u32)> = chunks
+        .iter()
+        .enumerate()
+        .flat_map(|(c, chunk)| (0..chunk.len()).map(move |i| (c as u32, i as u32)))
+        .collect();
+    order.sort_by(|a, b| key(a).cmp(&key(b)));
+    order
 }
 
 fn progress_bar(mode: ProgressMode, total_inputs: u64) -> ProgressBar {
@@ -182,7 +189,9 @@ pub fn scan_inputs(
         .build()
         .context("cannot start worker threads")?;
     let mut totals = Summary::default();
-    let mut pending: Vec<Candidate> = Vec::new();
+    // Candidates per input, in arrival order, until all are in.
+    let mut pending: Vec<Vec<Option<Candidate>>> = Vec::new();
+    let mut pending_count: u64 = 0;
     let mut skips_per_input: HashMap<Arc<str>, u64> = HashMap::new();
     let started = Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -218,13 +227,16 @@ pub fn scan_inputs(
                 }
                 Report::Done { counts, candidates } => {
                     totals.add(&counts);
-                    pending.extend(candidates);
+                    pending_count += candidates.len() as u64;
+                    if !candidates.is_empty() {
+                        pending.push(candidates.into_iter().map(Some).collect());
+                    }
                     progress.inc(1);
                     let secs = started.elapsed().as_secs_f64().max(1e-3);
                     progress.set_message(format!(
                         "{} records  {} alerts  {} records/s",
                         thousands(totals.records_in),
-                        thousands(totals.alerts + pending.len() as u64),
+                        thousands(totals.alerts + pending_count),
                         thousands((totals.records_in as f64 / secs) as u64)
                     ));
                 }
@@ -245,8 +257,10 @@ pub fn scan_inputs(
             );
         }
     }
-    sort_candidates(&mut pending);
-    for candidate in pending {
+    for (c, i) in candidate_order(&pending) {
+        let Some(candidate) = pending[c as usize][i as usize].take() else {
+            continue;
+        };
         for alert in gate.admit(candidate) {
             totals.alerts += 1;
             emit(&alert).context("cannot write alert")?;

@@ -35,7 +35,7 @@
 //! | file | concept |
 //! |------|---------|
 //! | `envelope.rs` | [`Event`], [`EventMeta`]: the record → EventBridge envelope mapping |
-//! | `capped.rs` | [`capped::gzip`]: the size-capped gzip reader, the only decompressor |
+//! | `capped.rs` | [`capped::gzip`], [`capped::maybe_gzip`]: the size-capped gzip readers (libdeflate whole-buffer for small single-member files, flate2 streaming otherwise), the only decompression site |
 //! | `stream.rs` | streaming over delivery files, arrays and JSON Lines; record framing |
 //! | `probe.rs` | the one borrowed parse that tells what a JSON object is |
 //! | `wrappers.rs` | S3 / SNS / SQS / EventBridge notifications → [`ObjectRef`] |

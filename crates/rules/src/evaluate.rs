@@ -14,13 +14,15 @@ use crate::for_each::expand;
 use crate::suppress::Subject;
 
 /// What templates see: references into the event's facts, serialized straight into
-/// template values (no intermediate JSON copy).
+/// template values (no intermediate JSON copy). `record`, `event` and `config` are already
+/// template values, built once per event: serializing a template value into a template value
+/// passes a handle, so a render does not convert the record again.
 #[derive(serde::Serialize)]
 struct TemplateContext<'a> {
-    record: &'a Value,
-    event: &'a Value,
+    record: &'a minijinja::Value,
+    event: &'a minijinja::Value,
     item: &'a Value,
-    config: &'a Value,
+    config: &'a minijinja::Value,
     principal: &'a Principal,
     account: &'a str,
     account_alias: Option<&'a str>,
@@ -168,6 +170,10 @@ struct Facts {
     record: Value,
     record_cel: CelValue,
     envelope_cel: CelValue,
+    /// `record`, `event` and `config` as template values, shared by every render.
+    record_tpl: minijinja::Value,
+    envelope_tpl: minijinja::Value,
+    config_tpl: minijinja::Value,
     principal: Principal,
     event_id: String,
     event_time: String,
@@ -181,6 +187,26 @@ struct Facts {
     role_arn: Option<String>,
     /// Whether the event is a CloudTrail record (has an eventID the console can open).
     cloudtrail: bool,
+}
+
+/// The envelope as a template value, sharing the already converted record as `detail`.
+/// Members keep the envelope's own order, as a direct conversion would.
+fn envelope_to_template(envelope: &Value, record_tpl: &minijinja::Value) -> minijinja::Value {
+    let Value::Object(o) = envelope else {
+        return template_value(envelope);
+    };
+    minijinja::Value::from_pairs(o.iter().map(|(k, v)| {
+        let v = if k == "detail" {
+            record_tpl.clone()
+        } else {
+            template_value(v)
+        };
+        (k.as_str(), v)
+    }))
+}
+
+fn template_value(v: &impl serde::Serialize) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
 }
 
 /// A console link for events that are not CloudTrail records (AWS Config, AWS Health):
@@ -205,7 +231,7 @@ fn service_console_url(envelope: &Value, region: &str) -> String {
 }
 
 impl Facts {
-    fn new(event: &Event) -> Facts {
+    fn new(event: &Event, config: &Value) -> Facts {
         let envelope = event.to_value();
         let record = envelope.get("detail").cloned().unwrap_or(Value::Null);
         let meta = event.meta();
@@ -220,7 +246,11 @@ impl Facts {
             .or_else(|| principal.account_id.clone())
             .unwrap_or_default();
         let record_cel = to_cel(&record);
+        let record_tpl = template_value(&record);
         Facts {
+            envelope_tpl: envelope_to_template(&envelope, &record_tpl),
+            record_tpl,
+            config_tpl: template_value(config),
             record_cel: record_cel.clone(),
             envelope_cel: envelope_to_cel(&envelope, &record_cel),
             event_id: meta.event_id.clone().unwrap_or_else(|| meta.id.clone()),
@@ -269,7 +299,7 @@ impl RuleSet {
             return Vec::new();
         }
         hits.sort_unstable();
-        let facts = Facts::new(event);
+        let facts = Facts::new(event, &self.config_json);
         let mut out = Vec::new();
         for &i in &hits {
             if let Some(rule) = self.rules.get(i) {
@@ -422,10 +452,10 @@ impl RuleSet {
             service_console_url(&f.envelope, &f.region)
         };
         let ctx = TemplateContext {
-            record: &f.record,
-            event: &f.envelope,
+            record: &f.record_tpl,
+            event: &f.envelope_tpl,
             item,
-            config: &self.config_json,
+            config: &f.config_tpl,
             principal: &f.principal,
             account: &f.account,
             account_alias: alias.as_deref(),
