@@ -165,11 +165,89 @@ pub struct Alert {
     /// A stable key for this alert: the same rule, event and item give the same key.
     /// Destinations use it as their idempotency key.
     pub dedup_key: String,
+    /// What remediation the rule plans for this alert, and in which mode; `None` when the
+    /// rule has no `remediate:` block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<Remediation>,
     /// How many repeats a `dedup` window folded into this alert (0 when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repeats: u64,
     /// Where the event came from.
     pub origin: AlertOrigin,
+}
+
+/// The remediation a rule plans for one alert: plain data, filled by `rules` (the steps,
+/// their parameters and the calls they will make) and the service (mode, job id, approval
+/// links), carried out by `remediate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Remediation {
+    /// `dry-run` (the default), `approve` or `enforce`.
+    pub mode: String,
+    /// The job that carries it out, once the service queued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The steps, in order.
+    pub steps: Vec<PlannedStep>,
+    /// Steps that run only when a step's `on_error` names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catch: Vec<PlannedStep>,
+    /// Where to approve it (approval mode with an approval endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_url: Option<String>,
+    /// Where to reject it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_url: Option<String>,
+    /// Why nothing will run, when something ruled it out (trailwatch's own call, a guard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// One step of a remediation workflow with its parameters resolved for the event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// The step's id within the workflow.
+    pub id: String,
+    /// The action's name (`ec2-revoke-ingress`, ...).
+    pub action: String,
+    /// Resolved parameters.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The AWS calls (or requests) it will make, readable: `ec2:RevokeSecurityGroupIngress ...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
+    /// The resource it acts on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource: String,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// The step to run when this one fails for good (`None`: the workflow stops, failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    /// Why the step cannot run (parameters that did not resolve); the executor records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
+/// Per-step retry, as in Step Functions: attempts, backoff, and which error classes retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt, in milliseconds; doubled each time, with jitter.
+    pub backoff_ms: u64,
+    /// Error classes that retry: `throttling`, `server`, `network`; never `access-denied`.
+    pub retry_on: Vec<String>,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            max_attempts: 3,
+            backoff_ms: 1000,
+            retry_on: vec!["throttling".into(), "server".into(), "network".into()],
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -223,7 +223,7 @@ pub struct WatchArgs {
     /// Walk the folder this often even without file-system notifications (a safety net).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub rescan: std::time::Duration,
-    /// Process what is there now, then exit.
+    /// Process what is there now, save the open rule windows for the next run, then exit.
     #[arg(long)]
     pub once: bool,
 }

@@ -5,6 +5,7 @@
 pub mod alerts_cmd;
 pub mod cli;
 pub mod filter;
+pub mod gate_state;
 pub mod inputs;
 pub mod output;
 pub mod pattern_cmd;

@@ -7,10 +7,15 @@
 //! alerts are in the outbox, so a crash repeats work, never loses it; the outbox is
 //! idempotent on each alert's dedup key, so a repeated batch sends nothing twice.
 //!
-//! If the outbox cannot be written, the gate has already counted the batch: retrying it in
-//! this process would see its own events as repeats and drop their alerts. So that failure
-//! is fatal: the pipeline refuses the batch (it stays in its queue) and asks the service to
-//! stop; the restarted process starts with a fresh gate and redoes the batch.
+//! The gate's windows live in a [`crate::gate_state::DurableGateState`] and are committed
+//! after the batch's alerts are in the outbox, under the gate's lock, so a restart continues
+//! half-full thresholds and open dedup windows without ever being ahead of the outbox.
+//!
+//! If the outbox (or the window state) cannot be written, the gate has already counted the
+//! batch in memory: retrying it in this process would see its own events as repeats and drop
+//! their alerts. So that failure is fatal: the pipeline refuses the batch (it stays in its
+//! queue) and asks the service to stop; the restarted process reloads the last committed
+//! state and redoes the batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,16 +154,34 @@ impl AlertPipeline {
         candidates
     }
 
-    /// Passes candidates through the gate.
-    pub fn admit(&self, candidates: Vec<Candidate>) -> Vec<Alert> {
+    /// Passes candidates through the gate, writes the alerts to the outbox, then commits the
+    /// gate's window state: in that order and under the gate's lock, so state on disk never
+    /// runs ahead of the alerts it produced (a crash in between redoes the batch from the
+    /// older state and the outbox absorbs the repeat).
+    pub fn admit_and_write(&self, candidates: Vec<Candidate>) -> Result<u64, PipelineError> {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        candidates.into_iter().flat_map(|c| gate.admit(c)).collect()
+        let alerts: Vec<Alert> = candidates.into_iter().flat_map(|c| gate.admit(c)).collect();
+        let written = self.write(&alerts)?;
+        self.commit(&mut gate)?;
+        Ok(written)
     }
 
     /// Closes idle windows by the clock (dedup repeat summaries) and writes what they release.
     pub fn tick(&self) -> Result<u64, PipelineError> {
-        let alerts = self.gate.lock().unwrap_or_else(|p| p.into_inner()).tick();
-        self.write(&alerts)
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let alerts = gate.tick();
+        let written = self.write(&alerts)?;
+        self.commit(&mut gate)?;
+        Ok(written)
+    }
+
+    fn commit(&self, gate: &mut Gate) -> Result<(), PipelineError> {
+        gate.commit().map_err(|err| {
+            self.failed.store(true, Ordering::SeqCst);
+            tracing::error!(error = %err, "cannot save the rule windows; stopping");
+            self.fatal.cancel();
+            PipelineError::new(err.to_string())
+        })
     }
 
     /// Writes alerts to the outbox (durable when this returns). A failure stops the service.
@@ -198,8 +221,7 @@ impl AlertPipeline {
 impl Pipeline for AlertPipeline {
     fn handle(&self, events: Vec<Event>, origin: &str) -> Result<HandleOutcome, PipelineError> {
         let candidates = self.evaluate(&events);
-        let alerts = self.admit(candidates);
-        let written = self.write(&alerts)?;
+        let written = self.admit_and_write(candidates)?;
         if written > 0 {
             tracing::info!(
                 origin,

@@ -13,11 +13,12 @@ use std::time::Duration;
 use anyhow::Context;
 use trailwatch_config::Config;
 use trailwatch_notify::{Notifier, NotifyConfig};
-use trailwatch_rules::{Clock, Gate, MemoryState, RuleSet, SystemClock};
+use trailwatch_rules::{Clock, Gate, RuleSet, SystemClock};
 use trailwatch_sources::deadman::AlertSink;
 use trailwatch_sources::{CancellationToken, Metrics, Pipeline, SourcesConfig};
 
 use crate::cli::{EXIT_FAILED_CHECK, EXIT_OK, RunArgs};
+use crate::gate_state::DurableGateState;
 use crate::pipeline::{AlertPipeline, PipelineMetrics};
 use crate::state;
 
@@ -238,7 +239,16 @@ pub async fn serve(service: Service) -> anyhow::Result<u8> {
         }
     }));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gate = Gate::new(&service.ruleset, Box::new(MemoryState::default()), clock);
+    let gate_path = service.state_dir.join("gate.sqlite");
+    let (windows, unreadable) = DurableGateState::open(&gate_path)?;
+    if unreadable > 0 {
+        tracing::warn!(
+            count = unreadable,
+            path = %gate_path.display(),
+            "rule windows written by another version were dropped"
+        );
+    }
+    let gate = Gate::new(&service.ruleset, Box::new(windows), clock);
     let pipeline = Arc::new(AlertPipeline::new(
         service.ruleset.clone(),
         gate,

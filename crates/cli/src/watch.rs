@@ -8,6 +8,9 @@
 //! delivers twice alerts once. A crash between writing alerts and committing repeats that
 //! one file's alerts (at-least-once, never lost).
 //!
+//! The rule windows (thresholds, dedup) are saved beside the checkpoint
+//! (`watch-gate.sqlite`), so `watch --once` from a timer continues them run after run.
+//!
 //! Without `destinations` in the config, alerts are printed. With them, alerts go to the
 //! durable outbox (before the file is committed) and a delivery loop beside the follower
 //! sends them; the outbox's idempotency on dedup keys absorbs a repeated file.
@@ -25,8 +28,10 @@ use notify::{RecursiveMode, Watcher};
 use trailwatch_alert::Alert;
 use trailwatch_event::{Item, Limits, decode};
 use trailwatch_notify::Notifier;
-use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, MemoryState, RuleSet, SystemClock};
+use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, RuleSet, SystemClock};
 use trailwatch_store::Store;
+
+use crate::gate_state::DurableGateState;
 
 use crate::cli::{EXIT_OK, Format, WatchArgs};
 use crate::inputs::{self, Input};
@@ -113,10 +118,15 @@ impl<'a, 'w> Follower<'a, 'w> {
                 chrono::Duration::from_std(dedup_horizon).unwrap_or(chrono::Duration::MAX);
             store.prune_seen(newest - horizon)?;
         }
+        let gate_path = state_dir.join("watch-gate.sqlite");
+        let (windows, unreadable) = DurableGateState::open(&gate_path)?;
+        if unreadable > 0 {
+            tracing::warn!(count = unreadable, path = %gate_path.display(), "rule windows written by another version were dropped");
+        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(Follower {
             ruleset,
-            gate: Gate::new(ruleset, Box::new(MemoryState::default()), clock),
+            gate: Gate::new(ruleset, Box::new(windows), clock),
             store,
             limits,
             scratch: EvalScratch::default(),
@@ -125,15 +135,13 @@ impl<'a, 'w> Follower<'a, 'w> {
         })
     }
 
-    /// Closes idle windows by the clock and prints the dedup repeat summaries they release;
-    /// with `end_of_input`, closes every window (used by `--once`).
-    pub fn tick(&mut self, end_of_input: bool) -> anyhow::Result<()> {
-        let alerts = if end_of_input {
-            self.gate.flush()
-        } else {
-            self.gate.tick()
-        };
+    /// Closes idle windows by the clock, emits the dedup repeat summaries they release, and
+    /// saves the windows still open, so the next run (`--once` from a timer, or a restart)
+    /// continues them.
+    pub fn tick(&mut self) -> anyhow::Result<()> {
+        let alerts = self.gate.tick();
         self.output.emit(&alerts)?;
+        self.gate.commit()?;
         self.totals.alerts += alerts.len() as u64;
         Ok(())
     }
@@ -226,6 +234,9 @@ impl<'a, 'w> Follower<'a, 'w> {
         self.output.emit(&alerts)?;
         counts.alerts = alerts.len() as u64;
         self.store.commit_input(&stamp, &events_matched)?;
+        // After the checkpoint: a crash in between leaves this file's events out of the
+        // windows (an undercount), never alerts that were not emitted.
+        self.gate.commit()?;
         tracing::info!(
             file = %stamp.origin,
             records = counts.records_in,
@@ -287,7 +298,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     }
     loop {
         follower.sweep(&dir)?;
-        follower.tick(args.once)?;
+        follower.tick()?;
         if args.once {
             break;
         }

@@ -224,3 +224,42 @@ fn with_destinations_alerts_go_through_the_outbox_once() {
     ]);
     assert_eq!(dead.code, 0, "{}", dead.stderr);
 }
+
+fn console_failure(event_id: &str, minute: u32) -> String {
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","accountId":"111122223333","userName":"anaya"}},"eventTime":"2026-02-01T09:{minute:02}:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{{"ConsoleLogin":"Failure"}},"additionalEventData":{{"MFAUsed":"No"}},"eventID":"{event_id}","readOnly":false,"eventType":"AwsConsoleSignIn","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}}"#
+    )
+}
+
+#[test]
+fn threshold_windows_continue_across_runs() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // Three failures now, two more in a later file: five within ten minutes only together.
+    let first: Vec<String> = (0..3)
+        .map(|i| console_failure(&format!("f{i}"), i))
+        .collect();
+    deliver(logs.path(), "a.json.gz", &first);
+    let run = watch_once(logs.path(), state.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("console-login-failures"),
+        "{}",
+        run.stdout
+    );
+    assert!(state.path().join("watch-gate.sqlite").is_file());
+    let second: Vec<String> = (3..5)
+        .map(|i| console_failure(&format!("f{i}"), i))
+        .collect();
+    deliver(logs.path(), "b.json.gz", &second);
+    let run = watch_once(logs.path(), state.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fired: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["rule_id"] == "console-login-failures")
+        .collect();
+    assert_eq!(fired.len(), 1, "{}", run.stdout);
+    assert_eq!(fired[0]["event_id"], "f4");
+}

@@ -69,6 +69,7 @@ pub fn combine(destination: &str, window_start_ms: i64, minutes: u32, alerts: &[
             .collect(),
         item: None,
         dedup_key: format!("digest:{destination}:{window_start_ms}"),
+        remediation: None,
         repeats: 0,
         origin: AlertOrigin {
             source: "digest".to_owned(),

@@ -80,6 +80,7 @@ pub fn sample_alert(rule_id: &str, severity: Severity, dedup_key: &str) -> Alert
         .collect(),
         item: None,
         dedup_key: dedup_key.to_owned(),
+        remediation: None,
         repeats: 0,
         origin: AlertOrigin {
             source: "sample".to_owned(),

@@ -65,6 +65,7 @@ pub struct Rule {
     pub(crate) fields: Vec<String>,
     pub(crate) resources: usize,
     pub(crate) has_body: bool,
+    pub(crate) remediation: Option<crate::remediate::Workflow>,
     /// Embedded test cases.
     pub tests: Vec<TestCase>,
     /// The rule's own YAML, padded to keep line numbers (to recompile it alone).
@@ -94,6 +95,16 @@ impl Rule {
     /// The dedup settings, when the rule has one.
     pub fn dedup(&self) -> Option<DedupSpec> {
         self.dedup.as_ref().map(|(s, _)| *s)
+    }
+
+    /// The remediation actions the rule can run (empty without `remediate:`).
+    pub fn remediation_actions(
+        &self,
+    ) -> std::collections::BTreeSet<trailwatch_actions::ActionKind> {
+        self.remediation
+            .as_ref()
+            .map(|w| w.actions())
+            .unwrap_or_default()
     }
 }
 
@@ -128,7 +139,7 @@ fn severity(s: &Spanned<String>, errs: &mut Errs<'_>) -> Severity {
     }
 }
 
-fn cel(s: &Spanned<String>, errs: &mut Errs<'_>) -> Option<CelExpr> {
+pub(crate) fn cel(s: &Spanned<String>, errs: &mut Errs<'_>) -> Option<CelExpr> {
     match CelExpr::compile(&s.value, pos_of(s)) {
         Ok(e) => Some(e),
         Err(reason) => {
@@ -177,6 +188,7 @@ pub(crate) const RULE_FIELDS: &[&str] = &[
     "threshold",
     "dedup",
     "alert",
+    "remediate",
     "tests",
 ];
 
@@ -527,6 +539,10 @@ fn compile_rule(
     if let Some(b) = &raw.alert.value.body {
         add(format!("{id}#body"), b, &late, errs);
     }
+    let remediation = raw
+        .remediate
+        .as_ref()
+        .and_then(|r| crate::remediate::compile(&id, r, &early, templates, errs));
 
     // CEL variables: a misspelt name would make every evaluation fail, and the rule would
     // silently never fire; reject it at load like template variables.
@@ -538,6 +554,7 @@ fn compile_rule(
     exprs.extend(where_.iter());
     exprs.extend(threshold.iter().flat_map(|(_, g)| g.iter()));
     exprs.extend(dedup.iter().flat_map(|(_, k)| k.iter()));
+    exprs.extend(remediation.iter().flat_map(|w| w.conditions().flatten()));
     for e in exprs {
         let unknown = e.unknown_variables(&known);
         if !unknown.is_empty() {
@@ -588,6 +605,7 @@ fn compile_rule(
         fields,
         resources: raw.alert.value.resources.len(),
         has_body: raw.alert.value.body.is_some(),
+        remediation,
         tests: raw
             .tests
             .into_iter()

@@ -416,7 +416,13 @@ impl RuleSet {
                     eval_keys(k).join("|")
                 }
             });
-            let mut alert = self.render(rule, event, f, severity, &item, &vars);
+            let steps_on: Vec<bool> = rule
+                .remediation
+                .iter()
+                .flat_map(|w| w.conditions())
+                .map(|when| when.is_none_or(|c| c.eval_bool(&ctx).unwrap_or(false)))
+                .collect();
+            let mut alert = self.render(rule, event, f, severity, &item, &vars, &steps_on);
             // Two items of one event can look alike (the same range in two permissions):
             // number repeats so every alert keeps its own idempotency key.
             let base = alert.dedup_key.clone();
@@ -444,6 +450,7 @@ impl RuleSet {
         severity: Severity,
         item: &Value,
         vars: &[(String, Value)],
+        steps_on: &[bool],
     ) -> trailwatch_alert::Alert {
         let alias = self.accounts.get(&f.account).cloned();
         let url = if f.cloudtrail {
@@ -490,6 +497,10 @@ impl RuleSet {
             })
             .filter(|r| !r.trim().is_empty())
             .collect();
+        let remediation = rule
+            .remediation
+            .as_ref()
+            .and_then(|w| w.plan(&self.templates, &early, steps_on));
         let late = minijinja::value::merge_maps([
             minijinja::context! { fields => &fields, resources => &resources },
             early,
@@ -527,6 +538,7 @@ impl RuleSet {
             fields,
             item: item_opt,
             dedup_key: format!("{}:{}", rule.id, fnv64(&[&f.event_id, &item_text])),
+            remediation,
             repeats: 0,
             origin: AlertOrigin {
                 source: prov.origin.to_string(),

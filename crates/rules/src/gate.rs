@@ -9,7 +9,7 @@ use trailwatch_alert::Alert;
 use crate::clock::Clock;
 use crate::compile::RuleSet;
 use crate::evaluate::Candidate;
-use crate::state::{Entry, Expiry, StateStore};
+use crate::state::{Entry, Expiry, StateError, StateStore};
 use crate::window::{DedupEntry, DedupSpec, ThresholdOutcome, ThresholdSpec, ThresholdWindow};
 
 /// Counters that reconcile: `admitted == passed + held + folded + late`.
@@ -223,6 +223,13 @@ impl Gate {
             }
         }
         out
+    }
+
+    /// Makes the window state durable up to here (see [`StateStore::commit`]). Call it after
+    /// the alerts this state produced are themselves durable: a crash in between redoes the
+    /// work from the older state, which counts every event once.
+    pub fn commit(&mut self) -> Result<(), StateError> {
+        self.state.commit()
     }
 
     /// End of input: closes every window and returns pending repeat summaries.

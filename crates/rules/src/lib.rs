@@ -30,6 +30,7 @@ pub mod evaluate;
 pub mod for_each;
 pub mod gate;
 pub mod lint;
+pub mod remediate;
 pub mod schema;
 pub mod state;
 pub mod suppress;
@@ -42,7 +43,7 @@ pub use compile::{Rule, RuleSet, TestCase};
 pub use error::{RuleError, RuleErrorKind, RuleErrors};
 pub use evaluate::{Candidate, EvalScratch};
 pub use gate::{Gate, GateStats};
-pub use state::{MemoryState, StateStore};
+pub use state::{Entry, Expiry, MemoryState, StateError, StateStore};
 
 /// One rule file's text and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -111,9 +111,63 @@ pub struct RawRule {
     pub dedup: Option<Spanned<RawDedup>>,
     /// The alert's templates.
     pub alert: Spanned<RawAlert>,
+    /// Remediation steps (they run only in the mode the config gives the rule; dry-run by
+    /// default).
+    #[serde(default)]
+    pub remediate: Option<Spanned<RawRemediate>>,
     /// Embedded test cases.
     #[serde(default)]
     pub tests: Vec<Spanned<RawTest>>,
+}
+
+/// `remediate:`: a workflow of steps, with catch steps for failures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemediate {
+    /// The steps, run in order.
+    #[serde(default)]
+    pub steps: Vec<Spanned<RawStep>>,
+    /// Steps that run only when a failing step's `on_error` names them.
+    #[serde(default)]
+    pub catch: Vec<Spanned<RawStep>>,
+}
+
+/// One remediation step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// The step's id (default: the action's name).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The action (`ec2-revoke-ingress`, ...).
+    pub action: Spanned<String>,
+    /// Parameters: strings are templates over the alert's variables.
+    #[serde(default, rename = "with")]
+    pub with_: OrderedMap<serde_json::Value>,
+    /// A CEL condition: the step is planned only when it holds.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+    /// The step (usually in `catch`) to run when this one fails for good.
+    #[serde(default)]
+    pub on_error: Option<String>,
+}
+
+/// A step's retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Attempts in all (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// First delay, doubled each attempt (default 1s).
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// Error classes that retry (default throttling, server, network).
+    #[serde(default)]
+    pub retry_on: Option<Vec<String>>,
 }
 
 /// `severity_if` entry.

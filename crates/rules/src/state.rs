@@ -50,7 +50,17 @@ pub trait StateStore: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Makes every change since the last commit durable, at once (a store on disk writes
+    /// them in one transaction); in memory there is nothing to do.
+    fn commit(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
 }
+
+/// A durable store could not commit its changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule state: {0}")]
+pub struct StateError(pub String);
 
 /// A [`StateStore`] in a hash map.
 #[derive(Debug, Default)]

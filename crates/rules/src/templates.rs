@@ -141,6 +141,15 @@ impl Templates {
         }
     }
 
+    /// Renders a template, or says why it failed (remediation parameters must not act on
+    /// an error message).
+    pub fn try_render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| e.to_string())
+    }
+
     /// Renders the standard facts block.
     pub fn facts(&self, ctx: &minijinja::Value) -> String {
         self.render("__facts", ctx)

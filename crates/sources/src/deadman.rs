@@ -101,6 +101,7 @@ pub fn alert_for(d: &Delivery, now: DateTime<Utc>, after: TimeDelta) -> Alert {
         fields,
         item: None,
         dedup_key: id,
+        remediation: None,
         repeats: 0,
         origin: AlertOrigin {
             source: "trailwatch:deadman".into(),

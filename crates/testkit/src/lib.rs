@@ -16,9 +16,11 @@
 //! Architecture Invariant: testkit never talks to anything but 127.0.0.1.
 
 pub mod aws;
+mod fault;
 mod python;
 mod recorder;
 
+pub use fault::{Fault, FaultProxy};
 pub use python::{MotoServer, SmtpMessage, SmtpServer, python_path, venv_dir};
 pub use recorder::{Behavior, RecordedRequest, Recorder};
 

@@ -48,6 +48,7 @@ fn alert(i: usize) -> Alert {
         fields: Default::default(),
         item: None,
         dedup_key: format!("r:e{i}"),
+        remediation: None,
         repeats: 0,
         origin: Default::default(),
     }

@@ -326,3 +326,58 @@ fn rule_field_list_matches_the_struct() {
         .replace('`', "");
     assert_eq!(listed, crate::compile::RULE_FIELDS.join(", "));
 }
+
+#[test]
+fn remediate_blocks_are_checked_at_load() {
+    let text = format!(
+        "{MINI}remediate:\n  steps:\n    - action: ec2-nuke-account\n    - action: s3-block-public-access\n      with: {{bucket: b, acl: private}}\n    - action: ec2-tag-resource\n      with: {{resource_ids: i-1}}\n    - action: iam-deactivate-access-key\n      retry: {{retry_on: [access-denied], backoff: soon}}\n      on_error: nowhere\n      when: \"recrod.x == 1\"\n"
+    );
+    check_errors(
+        &text,
+        &[
+            (
+                8,
+                "unknown action \"ec2-nuke-account\"; known: ec2-revoke-ingress",
+            ),
+            (
+                9,
+                "action s3-block-public-access has no parameter \"acl\"; it takes: bucket",
+            ),
+            (11, "action ec2-tag-resource needs `with: {tags: ...}`"),
+            (13, "retry.backoff \"soon\" is not a duration"),
+            (13, "retry.retry_on: access-denied never retries"),
+            (
+                13,
+                "step \"iam-deactivate-access-key\": on_error names \"nowhere\"",
+            ),
+            (16, "unknown CEL variable `recrod`"),
+        ],
+    );
+}
+
+#[test]
+fn remediation_plans_start_dry_run_and_name_missing_params() {
+    let text = format!(
+        "{MINI}remediate:\n  steps:\n    - action: s3-make-object-private\n    - id: second\n      action: s3-block-public-access\n      when: \"record.eventName == 'PutBucketAcl'\"\n"
+    );
+    let set = RuleSet::compile(&src(&text), &Config::default()).unwrap();
+    let record = serde_json::json!({
+        "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "eventTime": "2024-01-01T00:00:00Z",
+        "eventID": "e1", "awsRegion": "us-east-1", "recipientAccountId": "1",
+        "requestParameters": {"bucketName": "b"}
+    });
+    let event = event_from_value(&record, "test").unwrap();
+    let alerts = set.evaluate(&event, &mut EvalScratch::default());
+    let plan = alerts[0].alert.remediation.as_ref().expect("a plan");
+    assert_eq!(plan.mode, "dry-run");
+    assert_eq!(
+        plan.steps.len(),
+        1,
+        "the `when` of the second step is false"
+    );
+    assert_eq!(
+        plan.steps[0].invalid.as_deref(),
+        Some("action s3-make-object-private: parameter key is empty")
+    );
+    assert_eq!(plan.steps[0].params["bucket"], "b");
+}
