@@ -15,7 +15,7 @@ const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 
 /// The grants that make an object public: anyone, or any AWS account holder.
-pub fn public_grants<'a>(grants: &'a [Grant]) -> Vec<&'a Grant> {
+pub fn public_grants(grants: &[Grant]) -> Vec<&Grant> {
     grants
         .iter()
         .filter(|g| {

@@ -703,15 +703,6 @@ struct Params<'a> {
 }
 
 impl Params<'_> {
-    fn spec(&self, name: &'static str) -> &'static str {
-        self.action
-            .params()
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.name)
-            .unwrap_or(name)
-    }
-
     fn invalid(&self, param: &str, reason: String) -> ActionError {
         ActionError::Invalid {
             action: self.action,
@@ -731,7 +722,7 @@ impl Params<'_> {
     fn text(&self, name: &'static str) -> Result<String, ActionError> {
         self.optional_text(name).ok_or(ActionError::Missing {
             action: self.action,
-            param: self.spec(name),
+            param: name,
         })
     }
 
@@ -746,7 +737,7 @@ impl Params<'_> {
                 .map_err(|_| self.invalid(name, format!("{s:?} is not an integer"))),
             _ => Err(ActionError::Missing {
                 action: self.action,
-                param: self.spec(name),
+                param: name,
             }),
         }
     }
@@ -767,7 +758,7 @@ impl Params<'_> {
         if list.is_empty() {
             return Err(ActionError::Missing {
                 action: self.action,
-                param: self.spec(name),
+                param: name,
             });
         }
         Ok(list)
@@ -860,7 +851,6 @@ impl ErrorClass {
         } else if code.ends_with(".NotFound")
             || code.starts_with("NoSuch")
             || code == "NotFound"
-            || code == "InvalidGroup.NotFound"
             || status == Some(404)
         {
             ErrorClass::NotFound

@@ -60,12 +60,7 @@ impl DurableGateState {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(wrap)?;
-        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let conn = trailwatch_store::open_durable(&path, SCHEMA, None).map_err(wrap)?;
         let mut memory = MemoryState::new();
         let mut unreadable = 0;
         {

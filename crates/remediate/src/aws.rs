@@ -358,13 +358,7 @@ impl Aws {
                         json!({"revoked": [], "note": "none of the permissions is on the group any more"}),
                     );
                 }
-                c.ec2()
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .set_ip_permissions(Some(present.iter().map(sdk_permission).collect()))
-                    .send()
-                    .await
-                    .map_err(|e| call_error("ec2:RevokeSecurityGroupIngress", e))?;
+                revoke_ingress(&c, group_id, &present).await?;
                 Ok(json!({"revoked": present}))
             }
             Request::Ec2EnforceSecurityGroup { group_id, required } => {
@@ -388,13 +382,7 @@ impl Aws {
                         .map_err(|e| call_error("ec2:AuthorizeSecurityGroupIngress", e))?;
                 }
                 if !revoke.is_empty() {
-                    c.ec2()
-                        .revoke_security_group_ingress()
-                        .group_id(group_id)
-                        .set_ip_permissions(Some(revoke.iter().map(sdk_permission).collect()))
-                        .send()
-                        .await
-                        .map_err(|e| call_error("ec2:RevokeSecurityGroupIngress", e))?;
+                    revoke_ingress(&c, group_id, &revoke).await?;
                 }
                 Ok(json!({"authorized": add, "revoked": revoke}))
             }
@@ -580,6 +568,21 @@ impl Aws {
         }
         Ok(out)
     }
+}
+
+async fn revoke_ingress(
+    c: &Clients,
+    group_id: &str,
+    permissions: &[Permission],
+) -> Result<(), CallError> {
+    c.ec2()
+        .revoke_security_group_ingress()
+        .group_id(group_id)
+        .set_ip_permissions(Some(permissions.iter().map(sdk_permission).collect()))
+        .send()
+        .await
+        .map_err(|e| call_error("ec2:RevokeSecurityGroupIngress", e))?;
+    Ok(())
 }
 
 fn sdk_permission(p: &Permission) -> aws_sdk_ec2::types::IpPermission {

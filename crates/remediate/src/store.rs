@@ -144,6 +144,7 @@ pub struct NewEntry<'a> {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    path: String,
 }
 
 const SCHEMA: &str = "
@@ -184,36 +185,35 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 /// The hash of the empty trail's "previous entry".
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> RemediateError + '_ {
+fn store_error(path: &str) -> impl Fn(rusqlite::Error) -> RemediateError + '_ {
     move |e| RemediateError::Store {
-        path: path.display().to_string(),
+        path: path.to_owned(),
         reason: e.to_string(),
     }
 }
 
 impl Store {
-    /// Opens (or creates) the database.
+    /// Opens (or creates) the database. The CLI's approvals and the service share it, so a
+    /// writer waits for the other's lock.
     pub fn open(path: &Path) -> Result<Store, RemediateError> {
+        let display = path.display().to_string();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| RemediateError::Store {
-                path: path.display().to_string(),
+                path: display.clone(),
                 reason: e.to_string(),
             })?;
         }
-        let conn = Connection::open(path).map_err(sql(path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sql(path))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
-            .map_err(sql(path))?;
-        conn.execute_batch(SCHEMA).map_err(sql(path))?;
-        Ok(Store { conn })
+        let conn =
+            trailwatch_store::open_durable(path, SCHEMA, Some(std::time::Duration::from_secs(10)))
+                .map_err(store_error(&display))?;
+        Ok(Store {
+            conn,
+            path: display,
+        })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> RemediateError + '_ {
-        |e| RemediateError::Store {
-            path: self.conn.path().unwrap_or("").to_owned(),
-            reason: e.to_string(),
-        }
+        store_error(&self.path)
     }
 
     /// Adds a job unless it exists; returns whether it was new.
@@ -323,10 +323,8 @@ impl Store {
 
     /// Appends an audit entry for a job.
     pub fn audit(&mut self, job: &Job, entry: NewEntry<'_>) -> Result<AuditEntry, RemediateError> {
-        let tx = self.conn.transaction().map_err(|e| RemediateError::Store {
-            path: String::new(),
-            reason: e.to_string(),
-        })?;
+        let err = store_error(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         let prev: String = tx
             .query_row(
                 "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -334,19 +332,13 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| RemediateError::Store {
-                path: String::new(),
-                reason: e.to_string(),
-            })?
+            .map_err(&err)?
             .unwrap_or_else(|| GENESIS.to_owned());
         let seq: i64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit", [], |r| {
                 r.get(0)
             })
-            .map_err(|e| RemediateError::Store {
-                path: String::new(),
-                reason: e.to_string(),
-            })?;
+            .map_err(&err)?;
         let now = chrono::Utc::now();
         let mut e = AuditEntry {
             seq,
@@ -372,11 +364,8 @@ impl Store {
                 e.request.as_ref().map(Value::to_string), e.response.as_ref().map(Value::to_string), e.prev_hash, e.hash
             ],
         )
-        .map_err(|err| RemediateError::Store { path: String::new(), reason: err.to_string() })?;
-        tx.commit().map_err(|err| RemediateError::Store {
-            path: String::new(),
-            reason: err.to_string(),
-        })?;
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
         Ok(e)
     }
 

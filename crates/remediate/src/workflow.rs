@@ -130,12 +130,12 @@ impl Remediator {
     /// Fixes the plan in an alert before it is delivered: mode, job id, approval links, or
     /// why nothing will run.
     pub fn prepare(&self, alert: &mut Alert) {
-        let mode = self.config.mode_for(&alert.rule_id);
-        let id = job_id(alert);
-        let own = self.me.own_event(alert);
         let Some(plan) = alert.remediation.as_ref() else {
             return;
         };
+        let mode = self.config.mode_for(&alert.rule_id);
+        let id = job_id(alert);
+        let own = self.me.own_event(alert);
         let resources: Vec<String> = plan.steps.iter().map(|s| s.resource.clone()).collect();
         let skipped = own.or_else(|| static_guards(&self.config, alert, &resources));
         let links = match (mode, &self.config.approval_base_url, &self.approval_key) {

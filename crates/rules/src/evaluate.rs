@@ -280,6 +280,15 @@ impl Facts {
     }
 }
 
+/// What one item of a rule bound: the `for_each` item, the variables (`for_each` names and
+/// lets), and which remediation steps passed their `when`.
+#[derive(Clone, Copy)]
+struct Bound<'a> {
+    item: &'a Value,
+    vars: &'a [(String, Value)],
+    steps_on: &'a [bool],
+}
+
 impl RuleSet {
     /// Matches one event against every rule and returns the candidate alerts. Pure and
     /// `&self`: call it from many threads, each with its own scratch.
@@ -422,7 +431,12 @@ impl RuleSet {
                 .flat_map(|w| w.conditions())
                 .map(|when| when.is_none_or(|c| c.eval_bool(&ctx).unwrap_or(false)))
                 .collect();
-            let mut alert = self.render(rule, event, f, severity, &item, &vars, &steps_on);
+            let bound = Bound {
+                item: &item,
+                vars: &vars,
+                steps_on: &steps_on,
+            };
+            let mut alert = self.render(rule, event, f, severity, &bound);
             // Two items of one event can look alike (the same range in two permissions):
             // number repeats so every alert keeps its own idempotency key.
             let base = alert.dedup_key.clone();
@@ -448,10 +462,13 @@ impl RuleSet {
         event: &Event,
         f: &Facts,
         severity: Severity,
-        item: &Value,
-        vars: &[(String, Value)],
-        steps_on: &[bool],
+        bound: &Bound<'_>,
     ) -> trailwatch_alert::Alert {
+        let Bound {
+            item,
+            vars,
+            steps_on,
+        } = *bound;
         let alias = self.accounts.get(&f.account).cloned();
         let url = if f.cloudtrail {
             console_url(&f.region, &f.event_id)

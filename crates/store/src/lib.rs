@@ -59,6 +59,24 @@ CREATE TABLE IF NOT EXISTS seen_events (
 CREATE INDEX IF NOT EXISTS seen_events_time ON seen_events(event_time);
 ";
 
+/// Opens (creating if needed) a SQLite database for crash-safe state: WAL, `synchronous =
+/// FULL` (a committed transaction survives a power cut), then `schema`. `busy` makes a
+/// writer wait that long for another process's lock instead of failing at once.
+pub fn open_durable(
+    path: &Path,
+    schema: &str,
+    busy: Option<std::time::Duration>,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    if let Some(wait) = busy {
+        conn.busy_timeout(wait)?;
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
@@ -67,12 +85,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(wrap)?;
-        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let conn = open_durable(&path, SCHEMA, None).map_err(wrap)?;
         Ok(Store { conn, path })
     }
 
