@@ -348,7 +348,12 @@ impl ActionKind {
             ActionKind::S3BlockPublicAccess => {
                 &["s3:GetBucketTagging", "s3:PutBucketPublicAccessBlock"]
             }
-            ActionKind::IamDeactivateAccessKey => &["iam:ListUserTags", "iam:UpdateAccessKey"],
+            // GetAccessKeyLastUsed finds the key's user when the event does not name it.
+            ActionKind::IamDeactivateAccessKey => &[
+                "iam:GetAccessKeyLastUsed",
+                "iam:ListUserTags",
+                "iam:UpdateAccessKey",
+            ],
             ActionKind::IamSummarizeKeyActivity => &["cloudtrail:LookupEvents"],
             ActionKind::Ec2TagResource => &["ec2:CreateTags", "ec2:DescribeTags"],
             ActionKind::Ec2StopInstance => &["ec2:DescribeTags", "ec2:StopInstances"],

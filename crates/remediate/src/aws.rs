@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -91,6 +92,7 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
 #[derive(Debug)]
 pub struct Aws {
     settings: AwsSettings,
+    credentials: Option<SharedCredentialsProvider>,
     configs: Mutex<HashMap<(String, String), aws_config::SdkConfig>>,
 }
 
@@ -123,8 +125,16 @@ impl Aws {
     pub fn new(settings: AwsSettings) -> Aws {
         Aws {
             settings,
+            credentials: None,
             configs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// With these base credentials instead of the standard chain (an embedding program
+    /// that has its own, or tests against an emulator).
+    pub fn with_credentials(mut self, credentials: SharedCredentialsProvider) -> Aws {
+        self.credentials = Some(credentials);
+        self
     }
 
     async fn base(&self, region: &str) -> aws_config::SdkConfig {
@@ -143,6 +153,9 @@ impl Aws {
         }
         if let Some(profile) = &self.settings.profile {
             loader = loader.profile_name(profile);
+        }
+        if let Some(credentials) = &self.credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         loader.load().await
     }
@@ -166,11 +179,7 @@ impl Aws {
                         .build()
                         .await;
                     base.into_builder()
-                        .credentials_provider(
-                            aws_credential_types::provider::SharedCredentialsProvider::new(
-                                provider,
-                            ),
-                        )
+                        .credentials_provider(SharedCredentialsProvider::new(provider))
                         .build()
                 }
                 None => base,

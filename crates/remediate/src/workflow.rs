@@ -70,7 +70,7 @@ fn now_ms() -> i64 {
 
 impl Remediator {
     /// A remediator over an open store. `caller_arn` is what STS GetCallerIdentity said
-    /// (see [`Remediator::discover_self`]).
+    /// (see [`Remediator::identify`]), if known.
     pub fn new(
         config: RemediationConfig,
         store: Store,
@@ -99,15 +99,27 @@ impl Remediator {
         }
     }
 
-    /// Asks STS who trailwatch is. A failure is logged and remediation carries on with the
+    /// With these base credentials instead of the standard chain.
+    pub fn with_credentials(
+        mut self,
+        credentials: aws_credential_types::provider::SharedCredentialsProvider,
+    ) -> Remediator {
+        self.aws = Aws::new(self.config.aws.clone()).with_credentials(credentials);
+        self
+    }
+
+    /// Asks STS who trailwatch is and adds that principal (and its role, for an assumed-role
+    /// session) to its own. A failure is logged and remediation carries on with the
     /// configured `self_principals` only.
-    pub async fn discover_self(config: &RemediationConfig) -> Option<String> {
-        match Aws::new(config.aws.clone()).caller_arn().await {
+    pub async fn identify(&mut self) -> Option<String> {
+        match self.aws.caller_arn().await {
             Ok(arn) if !arn.is_empty() => {
                 tracing::info!(
                     arn,
                     "remediation acts as this principal; its own events are never remediated"
                 );
+                self.me = SelfPrincipals::new(Some(&arn), &self.config.self_principals);
+                self.actor = arn.clone();
                 Some(arn)
             }
             Ok(_) => None,
@@ -116,6 +128,12 @@ impl Remediator {
                 None
             }
         }
+    }
+
+    /// Whether any rule may act (approve or enforce): only then is STS asked who we are.
+    pub fn may_act(&self) -> bool {
+        self.config.default_mode != Mode::DryRun
+            || self.config.rule_modes.values().any(|m| *m != Mode::DryRun)
     }
 
     /// The principals treated as trailwatch's own.

@@ -283,7 +283,7 @@ pub struct RawExpect {
     pub alerts: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
-/// Parses a positive duration like `90s`, `10m`, `1h`, `2d` or `1h30m`.
+/// Parses a positive duration like `500ms`, `90s`, `10m`, `1h`, `2d` or `1h30m`.
 pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
     parse_duration_or_zero(s).filter(|d| *d > chrono::Duration::zero())
 }
@@ -294,28 +294,29 @@ pub fn parse_duration_or_zero(s: &str) -> Option<chrono::Duration> {
     if s.is_empty() {
         return None;
     }
-    let mut total: i64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num.parse().ok()?;
-        num.clear();
-        let mult = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+    let mut total_ms: i64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per_unit = match &rest[..unit] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return None,
         };
-        total = total.checked_add(n.checked_mul(mult)?)?;
+        rest = &rest[unit..];
+        total_ms = total_ms.checked_add(n.checked_mul(ms_per_unit)?)?;
     }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(chrono::Duration::seconds(total))
+    Some(chrono::Duration::milliseconds(total_ms))
 }
 
 #[cfg(test)]
@@ -328,6 +329,16 @@ mod tests {
             assert_eq!(parse_duration(s).map(|d| d.num_seconds()), want, "{s}");
         };
         check("90s", Some(90));
+        assert_eq!(
+            parse_duration("100ms").map(|d| d.num_milliseconds()),
+            Some(100)
+        );
+        assert_eq!(
+            parse_duration("1s500ms").map(|d| d.num_milliseconds()),
+            Some(1500)
+        );
+        check("5", None);
+        check("5x", None);
         check("10m", Some(600));
         check("1h30m", Some(5400));
         check("2d", Some(172_800));
