@@ -319,7 +319,8 @@ impl ActionKind {
         }
     }
 
-    /// Whether it changes the account (only those need approval or `enforce` to run).
+    /// Whether it changes the account. Guards (resource allow/deny lists, the ignore tag)
+    /// apply to these; the rule's mode gates the whole job, these and the rest alike.
     pub fn mutates(self) -> bool {
         !matches!(
             self,

@@ -103,11 +103,8 @@ impl Permission {
             .map(|r| (r, false))
             .chain(p.ipv6_ranges.into_iter().map(|r| (r, true)))
             .map(move |(range, v6)| Atom {
-                protocol: proto.clone(),
-                from_port: from,
-                to_port: to,
+                key: (proto.clone(), from, to, canonical_cidr(&range), v6),
                 range,
-                v6,
             })
     }
 }
@@ -147,52 +144,116 @@ pub fn normalise_protocol(p: &str) -> String {
     }
 }
 
-/// One (protocol, ports, range): the unit that is granted or revoked.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One (protocol, ports, range): the unit that is granted or revoked. Atoms compare by
+/// their canonical network (`208.236.235.254/0` is `0.0.0.0/0`), and keep the spelling
+/// they came with, so a revoke names a range exactly as the group stores it.
+#[derive(Debug, Clone)]
 struct Atom {
-    protocol: String,
-    from_port: i64,
-    to_port: i64,
+    key: (String, i64, i64, String, bool),
     range: String,
-    v6: bool,
+}
+
+impl Atom {
+    fn protocol(&self) -> &str {
+        &self.key.0
+    }
+    fn ports(&self) -> (i64, i64) {
+        (self.key.1, self.key.2)
+    }
+    fn v6(&self) -> bool {
+        self.key.4
+    }
+}
+
+/// The network of a CIDR with its host bits cleared (the text itself when it is not one).
+pub fn canonical_cidr(cidr: &str) -> String {
+    let Some((addr, len)) = cidr.trim().split_once('/') else {
+        return cidr.to_owned();
+    };
+    let Ok(len) = len.parse::<u32>() else {
+        return cidr.to_owned();
+    };
+    if let Ok(v4) = addr.parse::<std::net::Ipv4Addr>()
+        && len <= 32
+    {
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        return format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(v4) & mask));
+    }
+    if let Ok(v6) = addr.parse::<std::net::Ipv6Addr>()
+        && len <= 128
+    {
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
+        return format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(v6) & mask));
+    }
+    cidr.to_owned()
+}
+
+type AtomKey = (String, i64, i64, String, bool);
+
+fn atoms_of(perms: &[Permission]) -> Vec<Atom> {
+    perms.iter().flat_map(Permission::atoms).collect()
+}
+
+fn keys(atoms: &[Atom]) -> BTreeSet<AtomKey> {
+    atoms.iter().map(|a| a.key.clone()).collect()
+}
+
+/// Atoms of `from` whose key is (or, with `keep_present` false, is not) in `other`,
+/// each key once.
+fn select(from: &[Atom], other: &BTreeSet<AtomKey>, keep_present: bool) -> Vec<Atom> {
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<Atom> = from
+        .iter()
+        .filter(|a| other.contains(&a.key) == keep_present && seen.insert(a.key.clone()))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
 }
 
 /// What to authorize and what to revoke to bring `current` to exactly `required`.
 /// Returns (to authorize, to revoke), grouped back into one permission per protocol and
 /// port range.
 pub fn diff(current: &[Permission], required: &[Permission]) -> (Vec<Permission>, Vec<Permission>) {
-    let have: BTreeSet<Atom> = current.iter().flat_map(Permission::atoms).collect();
-    let want: BTreeSet<Atom> = required.iter().flat_map(Permission::atoms).collect();
-    (group(want.difference(&have)), group(have.difference(&want)))
+    let (have, want) = (atoms_of(current), atoms_of(required));
+    (
+        group(&select(&want, &keys(&have), false)),
+        group(&select(&have, &keys(&want), false)),
+    )
 }
 
-/// The part of `wanted` that `current` has (what a revoke of `wanted` would remove).
+/// The part of `wanted` that `current` has (what a revoke of `wanted` would remove), in
+/// the group's own spelling.
 pub fn intersect(current: &[Permission], wanted: &[Permission]) -> Vec<Permission> {
-    let have: BTreeSet<Atom> = current.iter().flat_map(Permission::atoms).collect();
-    let want: BTreeSet<Atom> = wanted.iter().flat_map(Permission::atoms).collect();
-    group(have.intersection(&want))
+    let (have, want) = (atoms_of(current), atoms_of(wanted));
+    group(&select(&have, &keys(&want), true))
 }
 
-fn group<'a>(atoms: impl Iterator<Item = &'a Atom>) -> Vec<Permission> {
+fn group(atoms: &[Atom]) -> Vec<Permission> {
     let mut out: Vec<Permission> = Vec::new();
     for a in atoms {
+        let (from_port, to_port) = a.ports();
         let found = out.iter_mut().find(|p| {
-            p.protocol == a.protocol && p.from_port == a.from_port && p.to_port == a.to_port
+            p.protocol == a.protocol() && p.from_port == from_port && p.to_port == to_port
         });
         let p = match found {
             Some(p) => p,
             None => {
                 out.push(Permission {
-                    protocol: a.protocol.clone(),
-                    from_port: a.from_port,
-                    to_port: a.to_port,
+                    protocol: a.protocol().to_owned(),
+                    from_port,
+                    to_port,
                     ip_ranges: Vec::new(),
                     ipv6_ranges: Vec::new(),
                 });
                 out.last_mut().expect("just pushed")
             }
         };
-        if a.v6 {
+        if a.v6() {
             p.ipv6_ranges.push(a.range.clone());
         } else {
             p.ip_ranges.push(a.range.clone());
@@ -236,6 +297,26 @@ mod tests {
             &[perm("tcp", 22, 22, &["0.0.0.0/0", "192.0.2.0/24"])],
         );
         assert_eq!(present, [perm("tcp", 22, 22, &["0.0.0.0/0"])]);
+    }
+
+    #[test]
+    fn ranges_compare_by_network_and_keep_the_groups_spelling() {
+        assert_eq!(canonical_cidr("208.236.235.254/0"), "0.0.0.0/0");
+        assert_eq!(canonical_cidr("10.1.2.3/8"), "10.0.0.0/8");
+        assert_eq!(canonical_cidr("2001:db8::1/32"), "2001:db8::/32");
+        assert_eq!(canonical_cidr("1.2.3.4/32"), "1.2.3.4/32");
+        assert_eq!(canonical_cidr("bogus"), "bogus");
+        // The event said 208.236.235.254/0; the group may store either spelling.
+        let wanted = [perm("tcp", 22, 22, &["208.236.235.254/0"])];
+        for stored in ["208.236.235.254/0", "0.0.0.0/0"] {
+            let present = intersect(&[perm("tcp", 22, 22, &[stored, "10.0.0.0/8"])], &wanted);
+            assert_eq!(present, [perm("tcp", 22, 22, &[stored])]);
+        }
+        let (add, revoke) = diff(
+            &[perm("tcp", 22, 22, &["10.9.9.9/8"])],
+            &[perm("tcp", 22, 22, &["10.0.0.0/8"])],
+        );
+        assert!(add.is_empty() && revoke.is_empty(), "{add:?} {revoke:?}");
     }
 
     #[test]

@@ -48,6 +48,94 @@ pub enum Command {
     /// The alert delivery outbox: dead letters, resending, test alerts.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Remediation jobs: list them, read the audit trail, approve or reject.
+    #[command(subcommand)]
+    Remediation(RemediationCommand),
+    /// Print the least-privilege IAM policy for the remediation actions of the loaded rules.
+    IamPolicy(IamPolicyArgs),
+}
+
+/// `trailwatch remediation ...`.
+#[derive(Debug, Subcommand)]
+pub enum RemediationCommand {
+    /// List remediation jobs, newest first.
+    List {
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The state folder holding `remediation.sqlite` (see `trailwatch run --help`).
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
+        /// Only jobs in this status (dry-run, awaiting-approval, queued, running, succeeded,
+        /// failed, rejected, expired, skipped).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Print the audit trail (of one job, or all) and verify its hash chain; exits 1 if the
+    /// trail was altered.
+    Log {
+        /// Only this job's entries.
+        #[arg(value_name = "JOB")]
+        job: Option<String>,
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The state folder holding `remediation.sqlite`.
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Approve a job waiting for approval; the service runs it next.
+    Approve {
+        /// The job id (`rem-…`, as the alert and `remediation list` show it).
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Who approves (default: $USER), for the audit trail.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The state folder holding `remediation.sqlite`.
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
+    },
+    /// Reject a job waiting for approval; nothing runs.
+    Reject {
+        /// The job id.
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Who rejects (default: $USER), for the audit trail.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// The config file.
+        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The state folder holding `remediation.sqlite`.
+        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+        state: Option<PathBuf>,
+    },
+}
+
+/// `trailwatch iam-policy`.
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rules: RuleArgs,
+    /// Only rules whose remediation may act (approve or enforce mode in the config); by
+    /// default every rule with a `remediate:` block, so the policy is ready before you
+    /// switch them on.
+    #[arg(long)]
+    pub enforced_only: bool,
 }
 
 /// `trailwatch alerts ...`.
@@ -372,6 +460,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Pattern(cmd) => crate::pattern_cmd::run(cmd),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
         Command::Alerts(cmd) => crate::alerts_cmd::run(cmd),
+        Command::Remediation(cmd) => crate::remediation_cmd::run(cmd),
+        Command::IamPolicy(args) => crate::remediation_cmd::iam_policy_cmd(args),
     }
 }
 

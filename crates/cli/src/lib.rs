@@ -3,6 +3,7 @@
 //! [`cli::main`], so tests drive the same code.
 
 pub mod alerts_cmd;
+pub mod approval_server;
 pub mod cli;
 pub mod filter;
 pub mod gate_state;
@@ -10,6 +11,7 @@ pub mod inputs;
 pub mod output;
 pub mod pattern_cmd;
 pub mod pipeline;
+pub mod remediation_cmd;
 pub mod rules_cmd;
 pub mod ruleset;
 pub mod run_cmd;

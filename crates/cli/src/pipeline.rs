@@ -11,6 +11,11 @@
 //! after the batch's alerts are in the outbox, under the gate's lock, so a restart continues
 //! half-full thresholds and open dedup windows without ever being ahead of the outbox.
 //!
+//! With remediation, each admitted alert's plan is prepared (mode, job id, approval links)
+//! before the outbox write, so the delivered alert tells the truth, and its job is stored
+//! after the write and before the window commit and the acknowledgement: a crash in between
+//! redoes the batch, and the job store, like the outbox, is idempotent.
+//!
 //! If the outbox (or the window state) cannot be written, the gate has already counted the
 //! batch in memory: retrying it in this process would see its own events as repeats and drop
 //! their alerts. So that failure is fatal: the pipeline refuses the batch (it stays in its
@@ -25,6 +30,7 @@ use rayon::prelude::*;
 use trailwatch_alert::Alert;
 use trailwatch_event::Event;
 use trailwatch_notify::Notifier;
+use trailwatch_remediate::Remediator;
 use trailwatch_rules::{Candidate, EvalScratch, Gate, RuleSet};
 use trailwatch_sources::metrics::{Counter, LagHistogram};
 use trailwatch_sources::{CancellationToken, HandleOutcome, Pipeline, PipelineError};
@@ -92,11 +98,21 @@ impl PipelineMetrics {
     }
 }
 
+/// Where admitted alerts' remediation plans go: the job store, and a wake-up for the
+/// executor.
+pub struct RemediationHook {
+    /// The remediator.
+    pub remediator: Arc<Remediator>,
+    /// Notified when jobs were queued.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
 /// Rules, gate and outbox as one [`Pipeline`].
 pub struct AlertPipeline {
     ruleset: Arc<RuleSet>,
     gate: Mutex<Gate>,
     notifier: Arc<Notifier>,
+    remediation: Option<RemediationHook>,
     metrics: Arc<PipelineMetrics>,
     /// Fired when the outbox fails (see the module docs).
     fatal: CancellationToken,
@@ -117,10 +133,17 @@ impl AlertPipeline {
             ruleset,
             gate: Mutex::new(gate),
             notifier,
+            remediation: None,
             metrics,
             fatal,
             failed: AtomicBool::new(false),
         }
+    }
+
+    /// Stores and runs the remediation plans of admitted alerts.
+    pub fn with_remediation(mut self, hook: RemediationHook) -> AlertPipeline {
+        self.remediation = Some(hook);
+        self
     }
 
     /// Evaluates events on all cores; candidates come back in event-time order, so windows
@@ -160,10 +183,39 @@ impl AlertPipeline {
     /// older state and the outbox absorbs the repeat).
     pub fn admit_and_write(&self, candidates: Vec<Candidate>) -> Result<u64, PipelineError> {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        let alerts: Vec<Alert> = candidates.into_iter().flat_map(|c| gate.admit(c)).collect();
+        let mut alerts: Vec<Alert> = candidates.into_iter().flat_map(|c| gate.admit(c)).collect();
+        if let Some(hook) = &self.remediation {
+            for alert in &mut alerts {
+                hook.remediator.prepare(alert);
+            }
+        }
         let written = self.write(&alerts)?;
+        self.submit(&alerts)?;
         self.commit(&mut gate)?;
         Ok(written)
+    }
+
+    /// Stores the jobs of the alerts' plans (idempotent) and wakes the executor. A failure
+    /// is fatal for the same reason an outbox failure is.
+    fn submit(&self, alerts: &[Alert]) -> Result<(), PipelineError> {
+        let Some(hook) = &self.remediation else {
+            return Ok(());
+        };
+        match hook.remediator.submit(alerts) {
+            Ok(0) => Ok(()),
+            Ok(_) => {
+                hook.wake.notify_one();
+                Ok(())
+            }
+            Err(err) => {
+                self.failed.store(true, Ordering::SeqCst);
+                tracing::error!(error = %err, "cannot store remediation jobs; stopping");
+                self.fatal.cancel();
+                Err(PipelineError::new(format!(
+                    "cannot store remediation jobs: {err}"
+                )))
+            }
+        }
     }
 
     /// Closes idle windows by the clock (dedup repeat summaries) and writes what they release.

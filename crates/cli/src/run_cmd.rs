@@ -13,13 +13,15 @@ use std::time::Duration;
 use anyhow::Context;
 use trailwatch_config::Config;
 use trailwatch_notify::{Notifier, NotifyConfig};
+use trailwatch_remediate::{Mode, RemediationConfig};
 use trailwatch_rules::{Clock, Gate, RuleSet, SystemClock};
 use trailwatch_sources::deadman::AlertSink;
 use trailwatch_sources::{CancellationToken, Metrics, Pipeline, SourcesConfig};
 
 use crate::cli::{EXIT_FAILED_CHECK, EXIT_OK, RunArgs};
 use crate::gate_state::DurableGateState;
-use crate::pipeline::{AlertPipeline, PipelineMetrics};
+use crate::pipeline::{AlertPipeline, PipelineMetrics, RemediationHook};
+use crate::remediation_cmd::{self, OutboxNotify};
 use crate::state;
 
 /// How often idle dedup windows are closed by the clock.
@@ -37,6 +39,8 @@ pub struct Service {
     pub state_dir: PathBuf,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The `remediation:` section.
+    pub remediation: RemediationConfig,
 }
 
 /// Reads the `sources:` section; every error at once.
@@ -98,8 +102,13 @@ impl Service {
         let state_dir = state::state_dir(args.state.as_deref(), &config)
             .map_err(|e| problems.push(strip_prefix(&e)))
             .ok();
-        match (sources, notify, state_dir) {
-            (Some(sources), Some(notify), Some(state_dir)) if problems.is_empty() => {
+        let remediation = remediation_cmd::config_of(&config)
+            .map_err(|e| problems.push(strip_prefix(&e)))
+            .ok();
+        match (sources, notify, state_dir, remediation) {
+            (Some(sources), Some(notify), Some(state_dir), Some(remediation))
+                if problems.is_empty() =>
+            {
                 if sources.sqs.is_empty()
                     && sources.sns_http.is_none()
                     && sources.s3_poll.is_empty()
@@ -115,6 +124,7 @@ impl Service {
                     notify,
                     state_dir,
                     metrics_listen,
+                    remediation,
                 })
             }
             _ => anyhow::bail!("invalid config:\n{}", problems.join("\n")),
@@ -172,7 +182,41 @@ impl Service {
             Some(addr) => lines.push(format!("  metrics: http://{addr}/metrics")),
             None => lines.push("  metrics: off".to_owned()),
         }
+        lines.push(self.describe_remediation());
         lines.join("\n")
+    }
+
+    fn describe_remediation(&self) -> String {
+        let planned: Vec<&str> = self
+            .ruleset
+            .rules()
+            .iter()
+            .filter(|r| !r.remediation_actions().is_empty())
+            .map(|r| r.id.as_str())
+            .collect();
+        let acting: Vec<String> = planned
+            .iter()
+            .filter_map(|id| match self.remediation.mode_for(id) {
+                Mode::DryRun => None,
+                mode => Some(format!("{id} ({})", mode.as_str())),
+            })
+            .collect();
+        let mut line = format!(
+            "  remediation: {} rule(s) with plans; {}",
+            planned.len(),
+            if acting.is_empty() {
+                "all dry-run (plans are recorded, nothing runs)".to_owned()
+            } else {
+                format!("acting: {}", acting.join(", "))
+            }
+        );
+        if self.remediation.approval_base_url.is_some() {
+            line.push_str(&format!(
+                "; approval pages on http://{}",
+                self.remediation.approval_listen
+            ));
+        }
+        line
     }
 
     /// The outbox file.
@@ -249,13 +293,55 @@ pub async fn serve(service: Service) -> anyhow::Result<u8> {
         );
     }
     let gate = Gate::new(&service.ruleset, Box::new(windows), clock);
-    let pipeline = Arc::new(AlertPipeline::new(
-        service.ruleset.clone(),
-        gate,
-        notifier.clone(),
-        pipeline_metrics,
+    let remediator = remediation_cmd::open(
+        service.remediation.clone(),
+        &service.state_dir,
+        Arc::new(OutboxNotify(notifier.clone())),
+    )
+    .await?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let pipeline = Arc::new(
+        AlertPipeline::new(
+            service.ruleset.clone(),
+            gate,
+            notifier.clone(),
+            pipeline_metrics,
+            cancel.clone(),
+        )
+        .with_remediation(RemediationHook {
+            remediator: remediator.clone(),
+            wake: wake.clone(),
+        }),
+    );
+    let executor = tokio::spawn(remediation_cmd::executor(
+        remediator.clone(),
+        wake.clone(),
         cancel.clone(),
     ));
+    let approvals = if remediator.links_enabled() {
+        let addr = service.remediation.approval_listen;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen for approval pages on {addr}"))?;
+        tracing::info!(%addr, "serving remediation approval pages");
+        Some(tokio::spawn(crate::approval_server::serve(
+            listener,
+            remediator.clone(),
+            wake.clone(),
+            cancel.clone(),
+        )))
+    } else {
+        if service.remediation.approval_base_url.is_some() {
+            tracing::warn!(
+                variable = service
+                    .remediation
+                    .approval_secret_env
+                    .as_deref()
+                    .unwrap_or(""),
+                "approval links are off: the signing key variable is not set; approve with `trailwatch remediation approve`"
+            );
+        }
+        None
+    };
 
     let metrics_server = match service.metrics_listen {
         Some(addr) => {
@@ -312,6 +398,15 @@ pub async fn serve(service: Service) -> anyhow::Result<u8> {
     .await;
     cancel.cancel();
     let _ = ticker.await;
+    // A remediation job in progress finishes (its steps are audited as they go).
+    if executor.await.is_err() {
+        tracing::error!("the remediation executor panicked");
+    }
+    if let Some(server) = approvals
+        && let Ok(Err(e)) = server.await
+    {
+        tracing::error!(error = %e, "the approval pages failed");
+    }
     let delivered = delivery.await.context("the delivery loop panicked")?;
     if let Some(server) = metrics_server
         && let Ok(Err(e)) = server.await

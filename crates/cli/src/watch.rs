@@ -11,6 +11,11 @@
 //! The rule windows (thresholds, dedup) are saved beside the checkpoint
 //! (`watch-gate.sqlite`), so `watch --once` from a timer continues them run after run.
 //!
+//! Remediation plans of admitted alerts are prepared before the alerts are emitted and
+//! stored as jobs before the file is committed (see [`crate::pipeline`]); an executor runs
+//! them beside the follower, and `--once` runs every runnable job before it delivers and
+//! exits. `notify` steps go where alerts go.
+//!
 //! Without `destinations` in the config, alerts are printed. With them, alerts go to the
 //! durable outbox (before the file is committed) and a delivery loop beside the follower
 //! sends them; the outbox's idempotency on dedup keys absorbs a repeated file.
@@ -28,10 +33,13 @@ use notify::{RecursiveMode, Watcher};
 use trailwatch_alert::Alert;
 use trailwatch_event::{Item, Limits, decode};
 use trailwatch_notify::Notifier;
+use trailwatch_remediate::Remediator;
 use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, RuleSet, SystemClock};
 use trailwatch_store::Store;
 
 use crate::gate_state::DurableGateState;
+use crate::remediation_cmd::{self, OutboxNotify, PrintNotify};
+use trailwatch_sources::CancellationToken;
 
 use crate::cli::{EXIT_OK, Format, WatchArgs};
 use crate::inputs::{self, Input};
@@ -86,6 +94,7 @@ pub struct Follower<'a, 'w> {
     limits: Limits,
     scratch: EvalScratch,
     output: AlertOutput<'w>,
+    remediation: Option<(Arc<Remediator>, Arc<tokio::sync::Notify>)>,
     /// Totals since start.
     pub totals: Summary,
 }
@@ -131,8 +140,20 @@ impl<'a, 'w> Follower<'a, 'w> {
             limits,
             scratch: EvalScratch::default(),
             output,
+            remediation: None,
             totals: Summary::default(),
         })
+    }
+
+    /// Prepares and stores the remediation plans of this follower's alerts; `wake` is
+    /// notified when jobs were queued.
+    pub fn with_remediation(
+        mut self,
+        remediator: Arc<Remediator>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.remediation = Some((remediator, wake));
+        self
     }
 
     /// Closes idle windows by the clock, emits the dedup repeat summaries they release, and
@@ -231,7 +252,20 @@ impl<'a, 'w> Follower<'a, 'w> {
         for candidate in candidates {
             alerts.extend(self.gate.admit(candidate));
         }
+        if let Some((remediator, _)) = &self.remediation {
+            for alert in &mut alerts {
+                remediator.prepare(alert);
+            }
+        }
         self.output.emit(&alerts)?;
+        if let Some((remediator, wake)) = &self.remediation
+            && remediator
+                .submit(&alerts)
+                .context("cannot store remediation jobs")?
+                > 0
+        {
+            wake.notify_one();
+        }
         counts.alerts = alerts.len() as u64;
         self.store.commit_input(&stamp, &events_matched)?;
         // After the checkpoint: a crash in between leaves this file's events out of the
@@ -257,11 +291,14 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         anyhow::bail!("{} is not a folder", dir.display());
     }
     let notify = crate::alerts_cmd::notify_config_of(&config)?;
+    let remediation = remediation_cmd::config_of(&config)?;
     let state_dir = state::state_dir(args.state.as_deref(), &config)?;
     let limits = crate::scan::limits(&args.limits);
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    // With destinations, a delivery loop runs beside the follower on its own runtime.
+    // Not locked for the whole run: remediation's `notify` steps print from the executor.
+    let mut out = BufWriter::new(io::stdout());
+    // Delivery and remediation run beside the follower on this runtime.
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    let stop = CancellationToken::new();
     let delivery = if notify.destinations.is_empty() {
         None
     } else {
@@ -270,21 +307,35 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             Notifier::open(notify, &path)
                 .with_context(|| format!("cannot open the outbox {}", path.display()))?,
         );
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
         if !args.once {
             let n = notifier.clone();
             runtime.spawn(async move { n.run(std::future::pending::<()>()).await });
         }
-        Some((notifier, runtime))
+        Some(notifier)
     };
+    let steps_notify: Arc<dyn trailwatch_remediate::Notifier> = match &delivery {
+        Some(notifier) => Arc::new(OutboxNotify(notifier.clone())),
+        None => Arc::new(PrintNotify(args.format)),
+    };
+    let remediator =
+        runtime.block_on(remediation_cmd::open(remediation, &state_dir, steps_notify))?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let executor = (!args.once).then(|| {
+        runtime.spawn(remediation_cmd::executor(
+            remediator.clone(),
+            wake.clone(),
+            stop.clone(),
+        ))
+    });
     let output = match &delivery {
-        Some((notifier, _)) => AlertOutput::Outbox(notifier.clone()),
+        Some(notifier) => AlertOutput::Outbox(notifier.clone()),
         None => AlertOutput::Print {
             out: &mut out,
             format: args.format,
         },
     };
-    let mut follower = Follower::open(&ruleset, &state_dir, limits, output, args.dedup_horizon)?;
+    let mut follower = Follower::open(&ruleset, &state_dir, limits, output, args.dedup_horizon)?
+        .with_remediation(remediator.clone(), wake);
 
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -318,8 +369,21 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     }
     let totals = follower.totals;
     drop(follower);
-    if let Some((notifier, runtime)) = delivery {
-        // --once: deliver what this pass enqueued (retries included) before exiting.
+    stop.cancel();
+    if let Some(executor) = executor {
+        let _ = runtime.block_on(executor);
+    }
+    // --once: run the jobs this pass queued (their notifications join the outbox), then
+    // deliver.
+    let ran = runtime
+        .block_on(remediator.run_until_idle())
+        .context("remediation failed")?;
+    for (job, status) in &ran {
+        eprintln!("trailwatch: remediation {job}: {}", status.as_str());
+    }
+    out.flush().context("cannot write alerts")?;
+    if let Some(notifier) = delivery {
+        // Deliver what this pass enqueued (retries included) before exiting.
         let stats = runtime
             .block_on(notifier.run_until_idle())
             .context("delivery failed")?;

@@ -70,6 +70,8 @@ struct RawApproval {
     base_url: Option<String>,
     #[serde(default)]
     secret_env: Option<String>,
+    #[serde(default)]
+    listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,7 +140,7 @@ pub struct AwsSettings {
 }
 
 /// The validated section.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RemediationConfig {
     /// The mode for rules not listed in `rules`.
     pub default_mode: Mode,
@@ -150,6 +152,8 @@ pub struct RemediationConfig {
     pub approval_base_url: Option<String>,
     /// The environment variable holding the key that signs approval links.
     pub approval_secret_env: Option<String>,
+    /// Where `trailwatch run` serves the approval pages the links open (when links are on).
+    pub approval_listen: std::net::SocketAddr,
     /// Principals whose events are trailwatch's own (besides the one STS reports).
     pub self_principals: Vec<String>,
     /// Account guard.
@@ -169,6 +173,35 @@ pub struct RemediationConfig {
     pub aws: AwsSettings,
 }
 
+/// Where approval pages are served by default: loopback, beside the metrics port.
+pub const DEFAULT_APPROVAL_LISTEN: &str = "127.0.0.1:9465";
+
+fn default_listen() -> std::net::SocketAddr {
+    DEFAULT_APPROVAL_LISTEN.parse().expect("a valid address")
+}
+
+impl Default for RemediationConfig {
+    /// No `remediation:` section: every rule dry-run, the default guards.
+    fn default() -> RemediationConfig {
+        RemediationConfig {
+            default_mode: Mode::DryRun,
+            rule_modes: BTreeMap::new(),
+            approval_expires: DEFAULT_APPROVAL_EXPIRY,
+            approval_base_url: None,
+            approval_secret_env: None,
+            approval_listen: default_listen(),
+            self_principals: Vec::new(),
+            accounts: AllowDeny::default(),
+            resources: AllowDeny::default(),
+            ignore_tag: "trailwatch:ignore".into(),
+            rate_limit: None,
+            security_groups: BTreeMap::new(),
+            archive: None,
+            aws: AwsSettings::default(),
+        }
+    }
+}
+
 /// The default approval window.
 pub const DEFAULT_APPROVAL_EXPIRY: Duration = Duration::from_secs(3600);
 
@@ -176,11 +209,7 @@ impl RemediationConfig {
     /// Parses the section (or gives the defaults when there is none).
     pub fn from_section(section: Option<&RawSection>) -> Result<RemediationConfig, ConfigError> {
         let Some(section) = section else {
-            return Ok(RemediationConfig {
-                approval_expires: DEFAULT_APPROVAL_EXPIRY,
-                ignore_tag: "trailwatch:ignore".into(),
-                ..RemediationConfig::default()
-            });
+            return Ok(RemediationConfig::default());
         };
         let raw: RawRemediation = section.deserialize()?;
         let invalid = |reason: String| ConfigError::new(&section.origin, section.pos, reason);
@@ -219,8 +248,17 @@ impl RemediationConfig {
                 ));
             }
         }
+        let approval_listen = match &raw.approval.listen {
+            Some(text) => text.parse().map_err(|_| {
+                invalid(format!(
+                    "remediation.approval.listen {text:?} is not an address like 127.0.0.1:9465"
+                ))
+            })?,
+            None => default_listen(),
+        };
         Ok(RemediationConfig {
             default_mode: raw.mode,
+            approval_listen,
             rule_modes: raw.rules.into_iter().map(|(k, v)| (k, v.mode)).collect(),
             approval_expires,
             approval_base_url: raw
@@ -244,6 +282,11 @@ impl RemediationConfig {
             archive: raw.archive,
             aws: raw.aws,
         })
+    }
+
+    /// Whether any rule may act (approve or enforce mode).
+    pub fn may_act(&self) -> bool {
+        self.default_mode != Mode::DryRun || self.rule_modes.values().any(|m| *m != Mode::DryRun)
     }
 
     /// The mode of a rule.

@@ -54,6 +54,24 @@ impl JobStatus {
         }
     }
 
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 9] = [
+        JobStatus::DryRun,
+        JobStatus::AwaitingApproval,
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Rejected,
+        JobStatus::Expired,
+        JobStatus::Skipped,
+    ];
+
+    /// The status of a name (`dry-run`, `awaiting-approval`, ...).
+    pub fn from_name(name: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     fn parse(s: &str) -> JobStatus {
         match s {
             "dry-run" => JobStatus::DryRun,

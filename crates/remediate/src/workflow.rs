@@ -132,8 +132,7 @@ impl Remediator {
 
     /// Whether any rule may act (approve or enforce): only then is STS asked who we are.
     pub fn may_act(&self) -> bool {
-        self.config.default_mode != Mode::DryRun
-            || self.config.rule_modes.values().any(|m| *m != Mode::DryRun)
+        self.config.may_act()
     }
 
     /// The principals treated as trailwatch's own.
@@ -154,7 +153,15 @@ impl Remediator {
         let mode = self.config.mode_for(&alert.rule_id);
         let id = job_id(alert);
         let own = self.me.own_event(alert);
-        let resources: Vec<String> = plan.steps.iter().map(|s| s.resource.clone()).collect();
+        // Guards look at what would change: a key id in a notify title or a webhook URL is
+        // not a resource an allow list of `sg-*` should refuse.
+        let resources: Vec<String> = plan
+            .steps
+            .iter()
+            .chain(&plan.catch)
+            .filter(|s| ActionKind::from_name(&s.action).is_none_or(ActionKind::mutates))
+            .map(|s| s.resource.clone())
+            .collect();
         let skipped = own.or_else(|| static_guards(&self.config, alert, &resources));
         let links = match (mode, &self.config.approval_base_url, &self.approval_key) {
             (Mode::Approve, Some(base), Some(key)) if skipped.is_none() => {
@@ -272,6 +279,28 @@ impl Remediator {
         Ok(n)
     }
 
+    /// The settings it runs with.
+    pub fn config(&self) -> &RemediationConfig {
+        &self.config
+    }
+
+    /// Whether alerts carry approval links: a base URL and its signing key are set.
+    pub fn links_enabled(&self) -> bool {
+        self.config.approval_base_url.is_some() && self.approval_key.is_some()
+    }
+
+    /// A job, by id.
+    pub fn job(&self, id: &str) -> Result<Option<Job>, RemediateError> {
+        self.store().job(id)
+    }
+
+    /// Whether an approval link's signature is the one trailwatch made for that decision.
+    pub fn link_is_valid(&self, id: &str, decision: &str, sig: &str) -> bool {
+        self.approval_key
+            .as_deref()
+            .is_some_and(|key| approval::verify(key, id, decision, sig))
+    }
+
     /// Approves or rejects through a signed link.
     pub fn decide_signed(
         &self,
@@ -310,6 +339,12 @@ impl Remediator {
             return Ok(None);
         };
         let plan = job.alert.remediation.clone().unwrap_or_default();
+        // The tag is read on the live resource before anything else, so a skipped job does
+        // not count against the rate limit.
+        let every_step: Vec<PlannedStep> = plan.steps.iter().chain(&plan.catch).cloned().collect();
+        if let Some(why) = self.ignore_tag_guard(&job, &every_step).await {
+            return self.finish(&job, JobStatus::Skipped, Some(why)).map(Some);
+        }
         if job.status == JobStatus::Queued {
             if let Some((max, per)) = self.config.rate_limit {
                 let since = now_ms() - per.as_millis() as i64;
@@ -353,10 +388,6 @@ impl Remediator {
             .filter(|e| e.status == "succeeded")
             .filter_map(|e| e.step)
             .collect();
-
-        if let Some(why) = self.ignore_tag_guard(&job, &plan.steps).await {
-            return self.finish(&job, JobStatus::Skipped, Some(why)).map(Some);
-        }
 
         let mut outcomes: Vec<StepOutcome> = Vec::new();
         let mut failed = false;

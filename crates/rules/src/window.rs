@@ -122,6 +122,8 @@ impl DedupEntry {
     /// The summary alert for a closed window with repeats.
     pub fn summary(&self) -> trailwatch_alert::Alert {
         let mut a = self.first.clone();
+        // The first alert's plan already ran (or was refused); a repeat notice acts on nothing.
+        a.remediation = None;
         a.repeats = self.repeats;
         a.title = format!("{} (repeated {} more times)", a.title, self.repeats);
         a.dedup_key = format!("{}#repeats@{}", a.dedup_key, self.first_time.to_rfc3339());
