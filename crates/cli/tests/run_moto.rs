@@ -227,6 +227,164 @@ fn eventbridge_events_through_sqs_alert() {
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
 }
 
+/// Seed 004's fast path: a security group opened to the world, the API call delivered by
+/// EventBridge through SQS, and `trailwatch run` revoking exactly that permission.
+#[test]
+fn run_revokes_an_open_ingress_that_eventbridge_delivers() {
+    let f = Fixture::start();
+    let ec2 = aws_sdk_ec2::Client::new(&f.sdk);
+    let eb = aws_sdk_eventbridge::Client::new(&f.sdk);
+    let (url, group) = f.runtime.block_on(async {
+        let url = create_queue(&f.sqs, "trail-events").await;
+        let arn = queue_arn(&f.sqs, &url).await;
+        eb.put_rule()
+            .name("cloudtrail-to-sqs")
+            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
+            .send()
+            .await
+            .unwrap();
+        eb.put_targets()
+            .rule("cloudtrail-to-sqs")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let group = ec2
+            .create_security_group()
+            .group_name("web")
+            .description("run remediation")
+            .send()
+            .await
+            .unwrap()
+            .group_id
+            .unwrap();
+        use aws_sdk_ec2::types::{IpPermission, IpRange};
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        (url, group)
+    });
+    let port = free_port().unwrap();
+    let config = f.config(
+        &format!("  sqs:\n    - {{ name: trail-events, queue_url: '{url}', wait_time: 1s }}\n"),
+        port,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "remediation:\n  rules:\n    ec2-security-group-ingress-open-to-world: {{ mode: enforce }}\n  aws: {{ endpoint_url: '{}' }}\n",
+        f.moto.endpoint_url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let log = f.path("run.log");
+    let service = Service::start(&config, &log);
+    service.wait_ready(port, &log);
+    let record = serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAALICE", "accountId": "123456789012",
+            "arn": "arn:aws:iam::123456789012:user/alice", "accessKeyId": "AKIAALICE", "userName": "alice"},
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "AuthorizeSecurityGroupIngress",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": {"groupId": group, "ipPermissions": {"items": [{"ipProtocol": "tcp",
+            "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}, {"cidrIp": "10.0.0.0/8"}]}}]}},
+        "responseElements": {"_return": true},
+        "eventID": "7c0ffee0-0000-4000-8000-000000000022",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "123456789012",
+    });
+    f.runtime.block_on(async {
+        let out = eb
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.ec2")
+                    .detail_type("AWS API Call via CloudTrail")
+                    .detail(record.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_entry_count(), 0);
+    });
+    let ingress = || {
+        f.runtime.block_on(async {
+            let out = ec2
+                .describe_security_groups()
+                .group_ids(&group)
+                .send()
+                .await
+                .unwrap();
+            let mut ranges: Vec<String> = out.security_groups()[0]
+                .ip_permissions()
+                .iter()
+                .flat_map(|p| {
+                    p.ip_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ip().map(str::to_owned))
+                })
+                .collect();
+            ranges.sort();
+            ranges
+        })
+    };
+    let revoked = wait_for(Duration::from_secs(60), || ingress() == ["10.0.0.0/8"]);
+    assert!(revoked, "{:?}; log:\n{}", ingress(), log_tail(&log));
+    let open_alert = || {
+        f.recorder
+            .accepted()
+            .iter()
+            .map(|r| r.json())
+            .find(|a| a["rule_id"] == "ec2-security-group-ingress-open-to-world")
+    };
+    let arrived = wait_for(Duration::from_secs(30), || open_alert().is_some());
+    assert!(arrived, "log:\n{}", log_tail(&log));
+    let alert = open_alert().unwrap();
+    assert_eq!(alert["remediation"]["mode"], "enforce", "{alert}");
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+    let state = f.path("state");
+    let list = trailwatch_env(
+        &[
+            "remediation",
+            "list",
+            "--state",
+            state.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &f,
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let job: serde_json::Value = serde_json::from_str(list.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // The service knew who it was (moto's caller) before it acted.
+    let whole = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        whole.contains("arn:aws:sts::123456789012:user/moto"),
+        "{whole}"
+    );
+}
+
 #[test]
 fn scan_s3_reads_the_same_alerts_as_a_local_scan() {
     let Some(corpus) = corpus(23) else { return };
