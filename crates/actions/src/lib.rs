@@ -1033,44 +1033,27 @@ mod tests {
 
     #[test]
     fn error_classes() {
-        assert_eq!(
-            ErrorClass::classify(Some("RequestLimitExceeded"), Some(503)),
-            ErrorClass::Throttling
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("Throttling"), Some(400)),
-            ErrorClass::Throttling
-        );
-        assert_eq!(
-            ErrorClass::classify(None, Some(429)),
-            ErrorClass::Throttling
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("AccessDenied"), Some(403)),
-            ErrorClass::AccessDenied
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("UnauthorizedOperation"), Some(400)),
-            ErrorClass::AccessDenied
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("InvalidGroup.NotFound"), Some(400)),
-            ErrorClass::NotFound
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("NoSuchKey"), Some(404)),
-            ErrorClass::NotFound
-        );
-        assert_eq!(
-            ErrorClass::classify(Some("InternalError"), Some(500)),
-            ErrorClass::Server
-        );
-        assert_eq!(ErrorClass::classify(None, Some(502)), ErrorClass::Server);
-        assert_eq!(ErrorClass::classify(None, None), ErrorClass::Network);
-        assert_eq!(
-            ErrorClass::classify(Some("InvalidParameterValue"), Some(400)),
-            ErrorClass::Client
-        );
+        use ErrorClass::*;
+        let cases: &[(Option<&str>, Option<u16>, ErrorClass)] = &[
+            (Some("RequestLimitExceeded"), Some(503), Throttling),
+            (Some("Throttling"), Some(400), Throttling),
+            (None, Some(429), Throttling),
+            (Some("AccessDenied"), Some(403), AccessDenied),
+            (Some("UnauthorizedOperation"), Some(400), AccessDenied),
+            (Some("InvalidGroup.NotFound"), Some(400), NotFound),
+            (Some("NoSuchKey"), Some(404), NotFound),
+            (Some("InternalError"), Some(500), Server),
+            (None, Some(502), Server),
+            (None, None, Network),
+            (Some("InvalidParameterValue"), Some(400), Client),
+        ];
+        for (code, status, want) in cases {
+            assert_eq!(
+                ErrorClass::classify(*code, *status),
+                *want,
+                "{code:?} {status:?}"
+            );
+        }
         for class in [
             "throttling",
             "server",

@@ -5,7 +5,11 @@
 //!    moment the service is up until every record is processed and every alert delivered;
 //! 2. the EventBridge path: one CloudTrail event at a time through PutEvents → rule → SQS →
 //!    trailwatch → webhook; the latency from PutEvents returning to the webhook receiving
-//!    the alert.
+//!    the alert;
+//! 3. remediation on that path: a security group opened to the world, the CloudTrail event
+//!    through PutEvents → SQS → trailwatch run (enforce mode) → RevokeSecurityGroupIngress;
+//!    the time from PutEvents returning until DescribeSecurityGroups no longer shows the
+//!    open range.
 //!
 //! `cargo bench -p trailwatch --bench live` (needs ../shared and the test venv from
 //! scripts/test-deps.sh). RECORDS (default 20000) and EVENTS (default 40) change the sizes.
@@ -16,7 +20,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::live::*;
-use trailwatch_testkit::aws::{create_queue, make_corpus, queue_arn};
+use trailwatch_testkit::aws::make_corpus;
 use trailwatch_testkit::free_port;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -80,32 +84,8 @@ fn eventbridge_latency(events: u64) {
         return;
     };
     let f = Fixture::start();
-    let (url, arn) = f.runtime.block_on(async {
-        let url = create_queue(&f.sqs, "trail-events").await;
-        let arn = queue_arn(&f.sqs, &url).await;
-        (url, arn)
-    });
+    let url = f.cloudtrail_events_queue("trail-events");
     let eb = aws_sdk_eventbridge::Client::new(&f.sdk);
-    f.runtime.block_on(async {
-        eb.put_rule()
-            .name("cloudtrail-to-sqs")
-            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
-            .send()
-            .await
-            .unwrap();
-        eb.put_targets()
-            .rule("cloudtrail-to-sqs")
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("q")
-                    .arn(arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
     let port = free_port().unwrap();
     let config = f.config(
         &format!("  sqs:\n    - {{ name: trail-events, queue_url: '{url}', wait_time: 20s }}\n"),
@@ -166,6 +146,90 @@ fn eventbridge_latency(events: u64) {
     let _ = service.terminate(Duration::from_secs(30));
 }
 
+fn remediation_latency(events: u64) {
+    let f = Fixture::start();
+    let url = f.cloudtrail_events_queue("trail-events");
+    let eb = aws_sdk_eventbridge::Client::new(&f.sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&f.sdk);
+    let port = free_port().unwrap();
+    let config = f.config(
+        &format!("  sqs:\n    - {{ name: trail-events, queue_url: '{url}', wait_time: 20s }}\n"),
+        port,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "remediation:\n  rules:\n    ec2-security-group-ingress-open-to-world: {{ mode: enforce }}\n  aws: {{ endpoint_url: '{}' }}\n",
+        f.moto.endpoint_url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let log = f.path("run.log");
+    let service = Service::start(&config, &log);
+    service.wait_ready(port, &log);
+    let mut latencies = Vec::new();
+    for i in 0..events {
+        let group = f
+            .runtime
+            .block_on(trailwatch_testkit::aws::group_with_ingress(
+                &ec2,
+                &format!("bench-{i}"),
+                &[(22, &["0.0.0.0/0"])],
+            ));
+        let record = serde_json::json!({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAALICE", "accountId": "123456789012",
+                "arn": "arn:aws:iam::123456789012:user/alice", "userName": "alice"},
+            "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "AuthorizeSecurityGroupIngress",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.51.100.7",
+            "requestParameters": {"groupId": group, "ipPermissions": {"items": [{"ipProtocol": "tcp",
+                "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}},
+            "eventID": format!("bench-rem-{i:04}-{}", fastrand::u64(..)),
+            "eventType": "AwsApiCall",
+            "recipientAccountId": "123456789012",
+        });
+        f.runtime.block_on(async {
+            eb.put_events()
+                .entries(
+                    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                        .source("aws.ec2")
+                        .detail_type("AWS API Call via CloudTrail")
+                        .detail(record.to_string())
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+        });
+        let sent = Instant::now();
+        let mut revoked = None;
+        while sent.elapsed() < Duration::from_secs(30) {
+            let now = f
+                .runtime
+                .block_on(trailwatch_testkit::aws::group_ingress(&ec2, &group));
+            if now.is_empty() {
+                revoked = Some(sent.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(
+            revoked.unwrap_or_else(|| panic!("not revoked within 30 s; log:\n{}", log_tail(&log))),
+        );
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "live/remediation: {events} groups, PutEvents → ingress revoked: p50 {:?}, p90 {:?}, max {:?}, min {:?}",
+        pick(0.5),
+        pick(0.9),
+        latencies[latencies.len() - 1],
+        latencies[0]
+    );
+    let _ = service.terminate(Duration::from_secs(30));
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants no work.
     if !std::env::args().any(|a| a == "--bench") {
@@ -173,4 +237,5 @@ fn main() {
     }
     throughput(env_or("RECORDS", 20_000));
     eventbridge_latency(env_or("EVENTS", 40));
+    remediation_latency(env_or("EVENTS", 40).min(20));
 }

@@ -14,6 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use trailwatch_notify::payload::email::escape_html as escape;
 use trailwatch_remediate::{JobStatus, Remediator};
 use trailwatch_sources::CancellationToken;
 
@@ -42,21 +43,6 @@ pub async fn serve(
     axum::serve(listener, router(remediator, wake))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn sig_of(query: Option<&str>) -> String {
@@ -309,11 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn escapes_markup_and_finds_the_signature() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn finds_the_signature() {
         assert_eq!(sig_of(Some("a=1&sig=abc")), "abc");
         assert_eq!(sig_of(None), "");
     }

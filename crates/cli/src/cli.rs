@@ -55,17 +55,25 @@ pub enum Command {
     IamPolicy(IamPolicyArgs),
 }
 
+/// Where the remediation database is: the config's `state.dir` or `--state`.
+#[derive(Debug, Clone, Args)]
+pub struct RemediationStore {
+    /// The config file.
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The state folder holding `remediation.sqlite` (see `trailwatch run --help`).
+    #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
+    pub state: Option<PathBuf>,
+}
+
 /// `trailwatch remediation ...`.
 #[derive(Debug, Subcommand)]
 pub enum RemediationCommand {
     /// List remediation jobs, newest first.
     List {
-        /// The config file.
-        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
-        config: Option<PathBuf>,
-        /// The state folder holding `remediation.sqlite` (see `trailwatch run --help`).
-        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: RemediationStore,
         /// Only jobs in this status (dry-run, awaiting-approval, queued, running, succeeded,
         /// failed, rejected, expired, skipped).
         #[arg(long, value_name = "STATUS")]
@@ -83,12 +91,9 @@ pub enum RemediationCommand {
         /// Only this job's entries.
         #[arg(value_name = "JOB")]
         job: Option<String>,
-        /// The config file.
-        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
-        config: Option<PathBuf>,
-        /// The state folder holding `remediation.sqlite`.
-        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: RemediationStore,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -101,12 +106,9 @@ pub enum RemediationCommand {
         /// Who approves (default: $USER), for the audit trail.
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
-        /// The config file.
-        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
-        config: Option<PathBuf>,
-        /// The state folder holding `remediation.sqlite`.
-        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: RemediationStore,
     },
     /// Reject a job waiting for approval; nothing runs.
     Reject {
@@ -116,12 +118,9 @@ pub enum RemediationCommand {
         /// Who rejects (default: $USER), for the audit trail.
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
-        /// The config file.
-        #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
-        config: Option<PathBuf>,
-        /// The state folder holding `remediation.sqlite`.
-        #[arg(long, value_name = "DIR", env = "TRAILWATCH_STATE")]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: RemediationStore,
     },
 }
 

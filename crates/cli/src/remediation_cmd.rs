@@ -20,7 +20,9 @@ use trailwatch_remediate::{
 use trailwatch_rules::RuleSet;
 use trailwatch_sources::CancellationToken;
 
-use crate::cli::{EXIT_FAILED_CHECK, EXIT_OK, Format, IamPolicyArgs, RemediationCommand};
+use crate::cli::{
+    EXIT_FAILED_CHECK, EXIT_OK, Format, IamPolicyArgs, RemediationCommand, RemediationStore,
+};
 use crate::output::write_alert;
 use crate::ruleset::load_config;
 use crate::state;
@@ -108,9 +110,9 @@ pub async fn executor(
     }
 }
 
-fn open_store(config: Option<&Path>, state_flag: Option<&Path>) -> anyhow::Result<Store> {
-    let config = load_config(config)?;
-    let dir = state::state_dir(state_flag, &config)?;
+fn open_store(args: &RemediationStore) -> anyhow::Result<Store> {
+    let config = load_config(args.config.as_deref())?;
+    let dir = state::state_dir(args.state.as_deref(), &config)?;
     let path = store_path(&dir);
     if !path.exists() {
         anyhow::bail!(
@@ -257,8 +259,7 @@ fn approver(by: Option<String>) -> String {
 pub fn run(cmd: RemediationCommand) -> anyhow::Result<u8> {
     match cmd {
         RemediationCommand::List {
-            config,
-            state,
+            store,
             status,
             limit,
             format,
@@ -272,17 +273,12 @@ pub fn run(cmd: RemediationCommand) -> anyhow::Result<u8> {
                 })?),
                 None => None,
             };
-            let store = open_store(config.as_deref(), state.as_deref())?;
+            let store = open_store(&store)?;
             print_jobs(&store.jobs(status, limit)?, format)?;
             Ok(EXIT_OK)
         }
-        RemediationCommand::Log {
-            job,
-            config,
-            state,
-            format,
-        } => {
-            let store = open_store(config.as_deref(), state.as_deref())?;
+        RemediationCommand::Log { job, store, format } => {
+            let store = open_store(&store)?;
             if let Some(id) = &job
                 && store.job(id)?.is_none()
             {
@@ -307,18 +303,8 @@ pub fn run(cmd: RemediationCommand) -> anyhow::Result<u8> {
                 }
             }
         }
-        RemediationCommand::Approve {
-            job,
-            by,
-            config,
-            state,
-        } => decide_cmd(&job, true, by, config.as_deref(), state.as_deref()),
-        RemediationCommand::Reject {
-            job,
-            by,
-            config,
-            state,
-        } => decide_cmd(&job, false, by, config.as_deref(), state.as_deref()),
+        RemediationCommand::Approve { job, by, store } => decide_cmd(&job, true, by, &store),
+        RemediationCommand::Reject { job, by, store } => decide_cmd(&job, false, by, &store),
     }
 }
 
@@ -326,10 +312,9 @@ fn decide_cmd(
     job: &str,
     approve: bool,
     by: Option<String>,
-    config: Option<&Path>,
-    state: Option<&Path>,
+    store: &RemediationStore,
 ) -> anyhow::Result<u8> {
-    let mut store = open_store(config, state)?;
+    let mut store = open_store(store)?;
     let by = approver(by);
     match trailwatch_remediate::workflow::decide(&mut store, job, approve, &by) {
         Ok(status) => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{Run, assert_golden, repo_root, trailwatch, trailwatch_with_env};
 use serde_json::{Value, json};
+use trailwatch_testkit::aws::{group_ingress, group_with_ingress};
 use trailwatch_testkit::{MotoServer, Recorder};
 
 const ACCOUNT: &str = "123456789012";
@@ -96,67 +97,15 @@ impl Fixture {
 
     /// A group open on tcp/22 to 0.0.0.0/0 and ::/0, with tcp/443 from 10.0.0.0/8 beside.
     fn open_ssh_group(&self, name: &str) -> String {
-        self.runtime.block_on(async {
-            let ec2 = self.ec2();
-            let group = ec2
-                .create_security_group()
-                .group_name(name)
-                .description("seed 002")
-                .send()
-                .await
-                .unwrap()
-                .group_id
-                .unwrap();
-            use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
-            ec2.authorize_security_group_ingress()
-                .group_id(&group)
-                .ip_permissions(
-                    IpPermission::builder()
-                        .ip_protocol("tcp")
-                        .from_port(22)
-                        .to_port(22)
-                        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                        .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
-                        .build(),
-                )
-                .ip_permissions(
-                    IpPermission::builder()
-                        .ip_protocol("tcp")
-                        .from_port(443)
-                        .to_port(443)
-                        .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            group
-        })
+        self.runtime.block_on(group_with_ingress(
+            &self.ec2(),
+            name,
+            &[(22, &["0.0.0.0/0", "::/0"]), (443, &["10.0.0.0/8"])],
+        ))
     }
 
-    /// The group's ingress as sorted `proto/port range` strings.
     fn ingress(&self, group: &str) -> Vec<String> {
-        self.runtime.block_on(async {
-            let out = self
-                .ec2()
-                .describe_security_groups()
-                .group_ids(group)
-                .send()
-                .await
-                .unwrap();
-            let mut rules = Vec::new();
-            for p in out.security_groups()[0].ip_permissions() {
-                let port = p.from_port().unwrap_or(-1);
-                for r in p.ip_ranges() {
-                    rules.push(format!("tcp/{port} {}", r.cidr_ip().unwrap_or("?")));
-                }
-                for r in p.ipv6_ranges() {
-                    rules.push(format!("tcp/{port} {}", r.cidr_ipv6().unwrap_or("?")));
-                }
-            }
-            rules.sort();
-            rules
-        })
+        self.runtime.block_on(group_ingress(&self.ec2(), group))
     }
 }
 

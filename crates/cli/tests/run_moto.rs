@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::live::*;
 use common::trailwatch;
-use trailwatch_testkit::aws::{corpus_files, create_queue, queue_arn, upload};
+use trailwatch_testkit::aws::{corpus_files, group_ingress, group_with_ingress, upload};
 use trailwatch_testkit::free_port;
 
 #[test]
@@ -151,32 +151,8 @@ fn eventbridge_events_through_sqs_alert() {
         return;
     };
     let f = Fixture::start();
-    let (url, arn) = f.runtime.block_on(async {
-        let url = create_queue(&f.sqs, "trail-events").await;
-        let arn = queue_arn(&f.sqs, &url).await;
-        (url, arn)
-    });
+    let url = f.cloudtrail_events_queue("trail-events");
     let eb = aws_sdk_eventbridge::Client::new(&f.sdk);
-    f.runtime.block_on(async {
-        eb.put_rule()
-            .name("cloudtrail-to-sqs")
-            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
-            .send()
-            .await
-            .unwrap();
-        eb.put_targets()
-            .rule("cloudtrail-to-sqs")
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("q")
-                    .arn(arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
     let port = free_port().unwrap();
     let config = f.config(
         &format!("  sqs:\n    - {{ name: trail-events, queue_url: '{url}', wait_time: 1s }}\n"),
@@ -234,53 +210,12 @@ fn run_revokes_an_open_ingress_that_eventbridge_delivers() {
     let f = Fixture::start();
     let ec2 = aws_sdk_ec2::Client::new(&f.sdk);
     let eb = aws_sdk_eventbridge::Client::new(&f.sdk);
-    let (url, group) = f.runtime.block_on(async {
-        let url = create_queue(&f.sqs, "trail-events").await;
-        let arn = queue_arn(&f.sqs, &url).await;
-        eb.put_rule()
-            .name("cloudtrail-to-sqs")
-            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
-            .send()
-            .await
-            .unwrap();
-        eb.put_targets()
-            .rule("cloudtrail-to-sqs")
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("q")
-                    .arn(arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let group = ec2
-            .create_security_group()
-            .group_name("web")
-            .description("run remediation")
-            .send()
-            .await
-            .unwrap()
-            .group_id
-            .unwrap();
-        use aws_sdk_ec2::types::{IpPermission, IpRange};
-        ec2.authorize_security_group_ingress()
-            .group_id(&group)
-            .ip_permissions(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(22)
-                    .to_port(22)
-                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                    .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        (url, group)
-    });
+    let url = f.cloudtrail_events_queue("trail-events");
+    let group = f.runtime.block_on(group_with_ingress(
+        &ec2,
+        "web",
+        &[(22, &["0.0.0.0/0", "10.0.0.0/8"])],
+    ));
     let port = free_port().unwrap();
     let config = f.config(
         &format!("  sqs:\n    - {{ name: trail-events, queue_url: '{url}', wait_time: 1s }}\n"),
@@ -327,28 +262,10 @@ fn run_revokes_an_open_ingress_that_eventbridge_delivers() {
             .unwrap();
         assert_eq!(out.failed_entry_count(), 0);
     });
-    let ingress = || {
-        f.runtime.block_on(async {
-            let out = ec2
-                .describe_security_groups()
-                .group_ids(&group)
-                .send()
-                .await
-                .unwrap();
-            let mut ranges: Vec<String> = out.security_groups()[0]
-                .ip_permissions()
-                .iter()
-                .flat_map(|p| {
-                    p.ip_ranges()
-                        .iter()
-                        .filter_map(|r| r.cidr_ip().map(str::to_owned))
-                })
-                .collect();
-            ranges.sort();
-            ranges
-        })
-    };
-    let revoked = wait_for(Duration::from_secs(60), || ingress() == ["10.0.0.0/8"]);
+    let ingress = || f.runtime.block_on(group_ingress(&ec2, &group));
+    let revoked = wait_for(Duration::from_secs(60), || {
+        ingress() == ["tcp/22 10.0.0.0/8"]
+    });
     assert!(revoked, "{:?}; log:\n{}", ingress(), log_tail(&log));
     let open_alert = || {
         f.recorder

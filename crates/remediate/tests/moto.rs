@@ -15,6 +15,7 @@ use trailwatch_alert::Alert;
 use trailwatch_remediate::{JobStatus, RemediationConfig, Remediator, Store};
 use trailwatch_rules::testing::event_from_value;
 use trailwatch_rules::{EvalScratch, RuleSet, RuleSource, builtin_sources};
+use trailwatch_testkit::aws::{group_ingress, group_with_ingress};
 use trailwatch_testkit::{Fault, FaultProxy, MotoServer, Recorder};
 
 const ACCOUNT: &str = "123456789012";
@@ -96,6 +97,14 @@ impl Harness {
         .with_credentials(SharedCredentialsProvider::new(creds));
         assert_eq!(r.identify().await.as_deref(), Some(MOTO_CALLER));
         r
+    }
+
+    fn status(&self, job: &str) -> JobStatus {
+        self.store()
+            .job(job)
+            .unwrap()
+            .expect("the job exists")
+            .status
     }
 
     fn store(&self) -> Store {
@@ -183,37 +192,15 @@ fn record(source: &str, name: &str, request: Value, response: Value, arn: &str) 
 
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 
-fn perm(protocol: &str, port: i32, cidrs: &[&str]) -> aws_sdk_ec2::types::IpPermission {
-    let mut b = aws_sdk_ec2::types::IpPermission::builder()
-        .ip_protocol(protocol)
-        .from_port(port)
-        .to_port(port);
-    for c in cidrs {
-        b = b.ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(*c).build());
-    }
-    b.build()
-}
-
 /// Creates a group and authorizes, in one call, tcp/22 from 0.0.0.0/0 and 10.0.0.0/8 plus
 /// tcp/443 from 10.1.0.0/16; returns the group id and the CloudTrail record of that call.
 async fn open_group(h: &Harness, name: &str, caller: &str) -> (String, Value) {
-    let ec2 = h.ec2();
-    let group = ec2
-        .create_security_group()
-        .group_name(name)
-        .description("remediation test")
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_permissions(perm("tcp", 22, &["0.0.0.0/0", "10.0.0.0/8"]))
-        .ip_permissions(perm("tcp", 443, &["10.1.0.0/16"]))
-        .send()
-        .await
-        .unwrap();
+    let group = group_with_ingress(
+        &h.ec2(),
+        name,
+        &[(22, &["0.0.0.0/0", "10.0.0.0/8"]), (443, &["10.1.0.0/16"])],
+    )
+    .await;
     let event = record(
         "ec2.amazonaws.com",
         "AuthorizeSecurityGroupIngress",
@@ -228,28 +215,17 @@ async fn open_group(h: &Harness, name: &str, caller: &str) -> (String, Value) {
     (group, event)
 }
 
-/// The group's ingress as sorted `proto/port cidr` strings.
 async fn ingress(h: &Harness, group: &str) -> Vec<String> {
-    let out = h
-        .ec2()
-        .describe_security_groups()
-        .group_ids(group)
-        .send()
-        .await
-        .unwrap();
-    let mut rules = Vec::new();
-    for p in out.security_groups()[0].ip_permissions() {
-        for r in p.ip_ranges() {
-            rules.push(format!(
-                "{}/{} {}",
-                p.ip_protocol().unwrap_or("?"),
-                p.from_port().unwrap_or(-1),
-                r.cidr_ip().unwrap_or("?")
-            ));
-        }
-    }
-    rules.sort();
-    rules
+    group_ingress(&h.ec2(), group).await
+}
+
+/// The job id the plan of an alert was given.
+fn job_of(alert: &Alert) -> String {
+    alert
+        .remediation
+        .as_ref()
+        .and_then(|r| r.job_id.clone())
+        .expect("a prepared plan has a job id")
 }
 
 fn enforce(rule: &str) -> String {
@@ -325,7 +301,7 @@ async fn dry_run_changes_nothing_and_records_the_plan() {
     );
     assert_eq!(h.proxy.calls("RevokeSecurityGroupIngress"), 0);
     assert_eq!(h.proxy.calls("DescribeSecurityGroups"), 0);
-    let job = plan.job_id.clone().unwrap();
+    let job = job_of(&alerts[0]);
     assert_eq!(h.audit_statuses(&job), ["planned", "dry-run"]);
     let entries = h.store().audit_entries(Some(&job)).unwrap();
     let request = entries[0].request.as_ref().unwrap();
@@ -342,10 +318,7 @@ async fn dry_run_changes_nothing_and_records_the_plan() {
         entries[0].rule_id,
         "ec2-security-group-ingress-open-to-world"
     );
-    assert_eq!(
-        h.store().job(&job).unwrap().unwrap().status,
-        JobStatus::DryRun
-    );
+    assert_eq!(h.status(&job), JobStatus::DryRun);
 }
 
 #[tokio::test]
@@ -363,11 +336,8 @@ async fn approval_is_needed_and_rejection_or_expiry_stops_it() {
     assert_eq!(plan.mode, "approve");
     // No signing key in the environment: no links, the CLI approves.
     assert_eq!(plan.approve_url, None);
-    let job = plan.job_id.clone().unwrap();
-    assert_eq!(
-        h.store().job(&job).unwrap().unwrap().status,
-        JobStatus::AwaitingApproval
-    );
+    let job = job_of(&alerts[0]);
+    assert_eq!(h.status(&job), JobStatus::AwaitingApproval);
     assert_eq!(ingress(&h, &group).await.len(), 3);
 
     trailwatch_remediate::workflow::decide(&mut h.store(), &job, true, "carol").unwrap();
@@ -386,20 +356,11 @@ async fn approval_is_needed_and_rejection_or_expiry_stops_it() {
     // A second group: rejected, so nothing changes.
     let (group2, event2) = open_group(&h, "db", ALICE).await;
     let (alerts2, _) = h.remediate(&rem, &event2).await;
-    let job2 = alerts2[0]
-        .remediation
-        .as_ref()
-        .unwrap()
-        .job_id
-        .clone()
-        .unwrap();
+    let job2 = job_of(&alerts2[0]);
     trailwatch_remediate::workflow::decide(&mut h.store(), &job2, false, "carol").unwrap();
     assert!(rem.run_until_idle().await.unwrap().is_empty());
     assert_eq!(ingress(&h, &group2).await.len(), 3);
-    assert_eq!(
-        h.store().job(&job2).unwrap().unwrap().status,
-        JobStatus::Rejected
-    );
+    assert_eq!(h.status(&job2), JobStatus::Rejected);
 }
 
 #[tokio::test]
@@ -408,13 +369,7 @@ async fn approval_expires() {
     let rem = h.remediator().await;
     let (group, event) = open_group(&h, "web", ALICE).await;
     let (alerts, _) = h.remediate(&rem, &event).await;
-    let job = alerts[0]
-        .remediation
-        .as_ref()
-        .unwrap()
-        .job_id
-        .clone()
-        .unwrap();
+    let job = job_of(&alerts[0]);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let err = trailwatch_remediate::workflow::decide(&mut h.store(), &job, true, "carol")
         .unwrap_err()
@@ -422,10 +377,7 @@ async fn approval_expires() {
     assert!(err.contains("expired"), "{err}");
     assert!(rem.run_until_idle().await.unwrap().is_empty());
     assert_eq!(ingress(&h, &group).await.len(), 3);
-    assert_eq!(
-        h.store().job(&job).unwrap().unwrap().status,
-        JobStatus::Expired
-    );
+    assert_eq!(h.status(&job), JobStatus::Expired);
 }
 
 #[tokio::test]
@@ -441,7 +393,7 @@ async fn trailwatch_own_event_is_ignored() {
     assert!(done.is_empty());
     assert_eq!(ingress(&h, &group).await.len(), 3);
     assert_eq!(h.proxy.calls("RevokeSecurityGroupIngress"), 0);
-    let job = plan.job_id.clone().unwrap();
+    let job = job_of(&alerts[0]);
     assert_eq!(h.audit_statuses(&job), ["planned", "skipped"]);
 }
 
@@ -559,13 +511,7 @@ async fn public_object_is_made_private() {
     again["eventID"] = json!("ev-again");
     let (alerts, done) = h.remediate(&rem, &again).await;
     assert_eq!(done[0].1, JobStatus::Succeeded);
-    let job = alerts[0]
-        .remediation
-        .as_ref()
-        .unwrap()
-        .job_id
-        .clone()
-        .unwrap();
+    let job = job_of(&alerts[0]);
     let entries = h.store().audit_entries(Some(&job)).unwrap();
     let response = entries.iter().find_map(|e| e.response.clone()).unwrap();
     assert_eq!(response["changed"], json!(false), "{response}");

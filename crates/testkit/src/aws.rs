@@ -105,6 +105,63 @@ pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, files: &[(String, Pat
     }
 }
 
+/// Creates a security group and authorizes `permissions` in one call, each as
+/// (tcp port, CIDRs, IPv4 or IPv6 by their form); returns the group id.
+pub async fn group_with_ingress(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    permissions: &[(i32, &[&str])],
+) -> String {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
+    let group = ec2
+        .create_security_group()
+        .group_name(name)
+        .description("trailwatch test")
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    let mut call = ec2.authorize_security_group_ingress().group_id(&group);
+    for (port, cidrs) in permissions {
+        let mut p = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(*port)
+            .to_port(*port);
+        for c in *cidrs {
+            p = if c.contains(':') {
+                p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(*c).build())
+            } else {
+                p.ip_ranges(IpRange::builder().cidr_ip(*c).build())
+            };
+        }
+        call = call.ip_permissions(p.build());
+    }
+    call.send().await.unwrap();
+    group
+}
+
+/// A group's ingress as sorted `tcp/PORT CIDR` strings.
+pub async fn group_ingress(ec2: &aws_sdk_ec2::Client, group: &str) -> Vec<String> {
+    let out = ec2
+        .describe_security_groups()
+        .group_ids(group)
+        .send()
+        .await
+        .unwrap();
+    let mut rules = Vec::new();
+    for p in out.security_groups()[0].ip_permissions() {
+        let (proto, port) = (p.ip_protocol().unwrap_or("?"), p.from_port().unwrap_or(-1));
+        let v4 = p.ip_ranges().iter().filter_map(|r| r.cidr_ip());
+        let v6 = p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6());
+        for cidr in v4.chain(v6) {
+            rules.push(format!("{proto}/{port} {cidr}"));
+        }
+    }
+    rules.sort();
+    rules
+}
+
 /// Polls `cond` every 100 ms until it holds or `timeout` passes; returns whether it held.
 pub async fn wait_until(timeout: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use trailwatch_sources::aws as sources_aws;
 use trailwatch_sources::config::AwsSettings;
 use trailwatch_testkit::aws::{
-    bucket_with_notification, corpus_files, create_queue, make_corpus, queue_depth, sdk, upload,
+    bucket_with_notification, corpus_files, create_queue, make_corpus, queue_arn, queue_depth, sdk,
+    upload,
 };
 use trailwatch_testkit::{MotoServer, RecordedRequest, Recorder};
 
@@ -76,6 +77,35 @@ impl Fixture {
         let path = self.path("trailwatch.yaml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// A queue that an EventBridge rule fills with every "AWS API Call via CloudTrail"
+    /// event; returns its URL.
+    pub fn cloudtrail_events_queue(&self, name: &str) -> String {
+        self.runtime.block_on(async {
+            let url = create_queue(&self.sqs, name).await;
+            let arn = queue_arn(&self.sqs, &url).await;
+            let eb = aws_sdk_eventbridge::Client::new(&self.sdk);
+            eb.put_rule()
+                .name(format!("{name}-rule"))
+                .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
+                .send()
+                .await
+                .unwrap();
+            eb.put_targets()
+                .rule(format!("{name}-rule"))
+                .targets(
+                    aws_sdk_eventbridge::types::Target::builder()
+                        .id("q")
+                        .arn(arn)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+            url
+        })
     }
 
     pub fn queue_depth(&self, url: &str) -> u64 {
