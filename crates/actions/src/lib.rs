@@ -103,7 +103,7 @@ const REVOKE_INGRESS: &[ParamSpec] = &[
         Text,
         true,
         Some(
-            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(event.detail.resourceId | default(''))) }}",
+            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(record.responseElements.securityGroupRuleSet['items'][0].groupId | default(event.detail.resourceId | default('')))) }}",
         ),
         "the security group",
     ),
@@ -150,7 +150,7 @@ const ENFORCE_SG: &[ParamSpec] = &[
         Text,
         true,
         Some(
-            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(event.detail.resourceId | default(''))) }}",
+            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(record.responseElements.securityGroupRuleSet['items'][0].groupId | default(event.detail.resourceId | default('')))) }}",
         ),
         "the security group",
     ),
@@ -212,6 +212,14 @@ const ACCESS_KEY: &[ParamSpec] = &[
 const SUMMARIZE: &[ParamSpec] = &[
     ACCESS_KEY[0],
     p("hours", Integer, false, Some("24"), "how far back to look"),
+    p(
+        "regions",
+        TextList,
+        false,
+        // IAM, STS and the console record global calls in us-east-1.
+        Some("{{ region }},us-east-1"),
+        "the regions whose LookupEvents to read (without an archive)",
+    ),
 ];
 
 const TAG: &[ParamSpec] = &[
@@ -484,6 +492,8 @@ pub enum Request {
         access_key_id: String,
         /// How far back.
         hours: u32,
+        /// The regions to look in when there is no archive (LookupEvents is regional).
+        regions: Vec<String>,
     },
     /// `ec2-tag-resource`.
     Ec2TagResource {
@@ -598,8 +608,10 @@ impl Request {
             Request::IamSummarizeKeyActivity {
                 access_key_id,
                 hours,
+                regions,
             } => vec![format!(
-                "archive, else cloudtrail:LookupEvents AttributeKey=AccessKeyId AttributeValue={access_key_id} over the last {hours} h"
+                "archive, else cloudtrail:LookupEvents AttributeKey=AccessKeyId AttributeValue={access_key_id} over the last {hours} h in {}",
+                regions.join(", ")
             )],
             Request::Ec2TagResource { resource_ids, tags } => vec![format!(
                 "ec2:CreateTags Resources=[{}] Tags=[{}]",
@@ -665,9 +677,13 @@ pub fn plan(action: ActionKind, params: &Map<String, Value>) -> Result<Request, 
             if !(1..=24 * 90).contains(&hours) {
                 return Err(get.invalid("hours", format!("{hours} is not within 1..=2160")));
             }
+            let mut regions = get.text_list("regions")?;
+            regions.sort();
+            regions.dedup();
             Request::IamSummarizeKeyActivity {
                 access_key_id: get.text("access_key_id")?,
                 hours: hours as u32,
+                regions,
             }
         }
         ActionKind::Ec2TagResource => {
@@ -994,6 +1010,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("not an http(s) URL"), "{err}");
+    }
+
+    #[test]
+    fn key_activity_reads_each_region_once() {
+        let req = plan(
+            ActionKind::IamSummarizeKeyActivity,
+            &params(json!({"access_key_id": "AKIA1", "hours": 6, "regions": "us-east-1,eu-west-1,us-east-1"})),
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::IamSummarizeKeyActivity {
+                access_key_id: "AKIA1".into(),
+                hours: 6,
+                regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            }
+        );
+        assert!(req.calls()[0].ends_with("over the last 6 h in eu-west-1, us-east-1"));
     }
 
     #[test]

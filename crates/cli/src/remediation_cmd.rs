@@ -294,7 +294,11 @@ pub fn run(cmd: RemediationCommand) -> anyhow::Result<u8> {
             };
             match verify_chain(&whole) {
                 Ok(()) => {
-                    eprintln!("audit trail: {} entries; hash chain verified", whole.len());
+                    let head = whole.last().map_or("none", |e| e.hash.as_str());
+                    eprintln!(
+                        "audit trail: {} entries; hash chain verified; head {head}",
+                        whole.len()
+                    );
                     Ok(EXIT_OK)
                 }
                 Err(e) => {

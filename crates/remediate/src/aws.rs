@@ -88,6 +88,20 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// LookupEvents serves 2 requests/s per account and region and 50 events a page: a summary
+/// reads at most this many pages per region, and says so when there were more.
+const LOOKUP_PAGES: usize = 20;
+
+/// What LookupEvents returned over all regions read.
+#[derive(Default)]
+struct Lookup {
+    records: Vec<Value>,
+    /// Events whose CloudTrailEvent did not parse: counted, never dropped silently.
+    unreadable: usize,
+    /// Regions with more pages than were read.
+    truncated: Vec<String>,
+}
+
 /// SDK configuration per account and region, built once.
 #[derive(Debug)]
 pub struct Aws {
@@ -474,26 +488,52 @@ impl Aws {
             Request::IamSummarizeKeyActivity {
                 access_key_id,
                 hours,
+                regions,
             } => {
                 let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(*hours));
-                let (records, source) = match archive {
-                    Some(dir) => (
-                        crate::activity::from_archive(dir, access_key_id, since),
-                        "archive".to_owned(),
-                    ),
-                    None => (
-                        self.lookup_events(&c, access_key_id, since).await?,
-                        "cloudtrail:LookupEvents".to_owned(),
-                    ),
+                let mut found = Lookup::default();
+                let source = match archive {
+                    Some(dir) => {
+                        found.records = crate::activity::from_archive(dir, access_key_id, since);
+                        "archive".to_owned()
+                    }
+                    None => {
+                        for r in regions {
+                            let c = self.clients(account, r).await;
+                            self.lookup_events(&c, access_key_id, since, &mut found)
+                                .await?;
+                        }
+                        format!("cloudtrail:LookupEvents in {}", regions.join(", "))
+                    }
                 };
-                let summary = crate::activity::summarize(&records);
+                let summary = crate::activity::summarize(&found.records);
+                let mut text =
+                    crate::activity::render(access_key_id, *hours, &summary, found.records.len());
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                if !found.truncated.is_empty() {
+                    text.push_str(&format!(
+                        "Only the newest {} events per region were read in {}: there are more.\n",
+                        LOOKUP_PAGES * 50,
+                        found.truncated.join(", ")
+                    ));
+                }
+                if found.unreadable > 0 {
+                    text.push_str(&format!(
+                        "{} events came back without a readable CloudTrail record and are not counted above.\n",
+                        found.unreadable
+                    ));
+                }
                 Ok(json!({
                     "access_key_id": access_key_id,
                     "hours": hours,
                     "source": source,
-                    "events": records.len(),
+                    "events": found.records.len(),
+                    "truncated_regions": found.truncated,
+                    "unreadable_events": found.unreadable,
                     "by_api": summary,
-                    "text": crate::activity::render(access_key_id, *hours, &summary, records.len()),
+                    "text": text,
                 }))
             }
             Request::Ec2TagResource { resource_ids, tags } => {
@@ -534,12 +574,14 @@ impl Aws {
         }
     }
 
+    /// Reads one region's LookupEvents for the key into `found`.
     async fn lookup_events(
         &self,
         c: &Clients,
         access_key_id: &str,
         since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Value>, CallError> {
+        found: &mut Lookup,
+    ) -> Result<(), CallError> {
         let attribute = aws_sdk_cloudtrail::types::LookupAttribute::builder()
             .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::AccessKeyId)
             .attribute_value(access_key_id)
@@ -549,10 +591,8 @@ impl Aws {
                 code: None,
                 message: e.to_string(),
             })?;
-        let mut out = Vec::new();
         let mut token: Option<String> = None;
-        // LookupEvents serves 2 requests/s per account and 50 events a page: cap the pages.
-        for _ in 0..20 {
+        for _ in 0..LOOKUP_PAGES {
             let page = c
                 .cloudtrail()
                 .lookup_events()
@@ -563,19 +603,23 @@ impl Aws {
                 .await
                 .map_err(|e| call_error("cloudtrail:LookupEvents", e))?;
             for e in page.events() {
-                if let Some(record) = e
+                match e
                     .cloud_trail_event()
                     .and_then(|s| serde_json::from_str(s).ok())
                 {
-                    out.push(record);
+                    Some(record) => found.records.push(record),
+                    None => found.unreadable += 1,
                 }
             }
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
-                break;
+                return Ok(());
             }
         }
-        Ok(out)
+        found
+            .truncated
+            .push(c.conf.region().map(ToString::to_string).unwrap_or_default());
+        Ok(())
     }
 }
 

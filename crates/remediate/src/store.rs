@@ -71,20 +71,6 @@ impl JobStatus {
     pub fn from_name(name: &str) -> Option<JobStatus> {
         JobStatus::ALL.into_iter().find(|s| s.as_str() == name)
     }
-
-    fn parse(s: &str) -> JobStatus {
-        match s {
-            "dry-run" => JobStatus::DryRun,
-            "awaiting-approval" => JobStatus::AwaitingApproval,
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            "rejected" => JobStatus::Rejected,
-            "expired" => JobStatus::Expired,
-            _ => JobStatus::Skipped,
-        }
-    }
 }
 
 /// One queued remediation: the alert (with its plan) and where it stands.
@@ -470,7 +456,17 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: r.get(0)?,
         alert,
-        status: JobStatus::parse(&r.get::<_, String>(2)?),
+        // An unknown status (a newer trailwatch wrote it) is an error, not a guess.
+        status: {
+            let name: String = r.get(2)?;
+            JobStatus::from_name(&name).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    format!("unknown job status {name:?}").into(),
+                )
+            })?
+        },
         created_ms: r.get(3)?,
         expires_ms: r.get(4)?,
         decided_by: r.get(5)?,
@@ -519,6 +515,19 @@ mod tests {
             store.next_runnable().unwrap().unwrap().status,
             JobStatus::Running
         );
+    }
+
+    #[test]
+    fn an_unknown_status_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        store.insert_job(&job("a")).unwrap();
+        store
+            .conn
+            .execute("UPDATE jobs SET status = 'paused' WHERE id = 'a'", [])
+            .unwrap();
+        let err = store.job("a").unwrap_err().to_string();
+        assert!(err.contains("unknown job status \"paused\""), "{err}");
     }
 
     #[test]
