@@ -125,7 +125,7 @@ const FHCRC: u8 = 0x02;
 /// first byte (so there is one member), libdeflate succeeds (it checks the member's CRC32 and
 /// ISIZE) filling exactly ISIZE bytes, and the CRC32 and ISIZE of what came out are the
 /// file's last eight bytes (so the one member ends where the file ends: no trailing bytes).
-pub fn inflate_whole(compressed: &[u8], limit: u64) -> Option<Vec<u8>> {
+pub fn inflate_whole(compressed: &[u8], limit: u64) -> Option<Pooled> {
     let n = compressed.len();
     if !(18..=WHOLE_MAX_COMPRESSED).contains(&n)
         || compressed[..3] != [0x1f, 0x8b, 0x08]
@@ -147,14 +147,73 @@ pub fn inflate_whole(compressed: &[u8], limit: u64) -> Option<Vec<u8>> {
     if memchr::memmem::find(&compressed[1..], &[0x1f, 0x8b, 0x08]).is_some() {
         return None;
     }
-    let mut out = vec![0u8; isize as usize];
+    let mut out = Pooled::zeroed(isize as usize);
     let got = WHOLE.with(|d| {
         #[allow(clippy::disallowed_methods)] // the one libdeflate call site, capped above
-        d.borrow_mut().gzip_decompress(compressed, &mut out)
+        d.borrow_mut().gzip_decompress(compressed, &mut out.0)
     });
     match got {
         Ok(len) if len == out.len() && libdeflater::crc32(&out) == crc => Some(out),
         _ => None,
+    }
+}
+
+/// Buffers kept per thread for reuse, and the largest capacity kept.
+const POOL_BUFFERS: usize = 4;
+const POOL_MAX_CAPACITY: usize = 16 << 20;
+
+thread_local! {
+    /// Buffers of finished files: a new file reuses memory already mapped instead of
+    /// faulting in (and having the kernel clear) fresh pages.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A byte buffer that goes back to its thread's pool when dropped.
+#[derive(Debug, Default)]
+pub struct Pooled(Vec<u8>);
+
+impl Pooled {
+    /// An empty buffer, from the pool when it has one.
+    fn take() -> Pooled {
+        let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        v.clear();
+        Pooled(v)
+    }
+
+    /// `len` zero bytes.
+    fn zeroed(len: usize) -> Pooled {
+        let mut b = Pooled::take();
+        b.0.resize(len, 0);
+        b
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > POOL_MAX_CAPACITY {
+            return;
+        }
+        // `try_with`: a buffer dropped while the thread exits is simply freed.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_BUFFERS {
+                p.push(v);
+            }
+        });
     }
 }
 
@@ -203,10 +262,11 @@ pub fn maybe_gzip<'a, R: Read + 'a>(input: R, limit: u64) -> io::Result<Box<dyn 
     }
     if got == 2 && head == GZIP_MAGIC {
         // Read ahead up to the whole-buffer limit; small files are inflated in one piece.
-        let mut compressed = head.to_vec();
+        let mut compressed = Pooled::take();
+        compressed.0.extend_from_slice(&head);
         let read = (&mut input)
             .take(WHOLE_MAX_COMPRESSED as u64 + 1 - 2)
-            .read_to_end(&mut compressed);
+            .read_to_end(&mut compressed.0);
         let error = read.err();
         if error.is_none()
             && compressed.len() <= WHOLE_MAX_COMPRESSED
@@ -215,7 +275,7 @@ pub fn maybe_gzip<'a, R: Read + 'a>(input: R, limit: u64) -> io::Result<Box<dyn 
             return Ok(Box::new(CappedReader::new(io::Cursor::new(plain), limit)));
         }
         let replay = Replay {
-            head: io::Cursor::new(compressed),
+            head: io::Cursor::new(std::mem::take(&mut compressed.0)),
             error,
             rest: input,
         };
@@ -341,34 +401,64 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_buffer_is_reused_by_the_next_file() {
+        let data = records(50);
+        let first = inflate_whole(&gz(&data), 1 << 30).unwrap();
+        let at = first.as_ptr();
+        drop(first);
+        let second = inflate_whole(&gz(&data[..data.len() / 2]), 1 << 30).unwrap();
+        assert_eq!(second.as_ptr(), at);
+        assert_eq!(&second[..], &data[..data.len() / 2]);
+    }
+
+    #[test]
     fn whole_buffer_path_is_taken_for_one_member_only() {
         let data = records(500);
-        assert_eq!(inflate_whole(&gz(&data), 1 << 30), Some(data.clone()));
+        assert_eq!(
+            inflate_whole(&gz(&data), 1 << 30).as_deref(),
+            Some(&data[..])
+        );
         let mut two = gz(&data[..100]);
         two.extend(gz(&data[100..]));
-        assert_eq!(inflate_whole(&two, 1 << 30), None, "two members");
+        assert_eq!(inflate_whole(&two, 1 << 30).as_deref(), None, "two members");
         let mut twice = gz(&data);
         twice.extend(gz(&data));
         assert_eq!(
-            inflate_whole(&twice, 1 << 30),
+            inflate_whole(&twice, 1 << 30).as_deref(),
             None,
             "the same member twice"
         );
-        assert_eq!(inflate_whole(&gz(&data), 100), None, "over the cap");
         assert_eq!(
-            inflate_whole(&gz_with_header_crc(&data), 1 << 30),
+            inflate_whole(&gz(&data), 100).as_deref(),
+            None,
+            "over the cap"
+        );
+        assert_eq!(
+            inflate_whole(&gz_with_header_crc(&data), 1 << 30).as_deref(),
             None,
             "header CRC"
         );
         let mut lying = gz(&data);
         let n = lying.len();
         lying[n - 4..].copy_from_slice(&10u32.to_le_bytes());
-        assert_eq!(inflate_whole(&lying, 1 << 30), None, "ISIZE says less");
+        assert_eq!(
+            inflate_whole(&lying, 1 << 30).as_deref(),
+            None,
+            "ISIZE says less"
+        );
         lying[n - 4..].copy_from_slice(&(data.len() as u32 + 10).to_le_bytes());
-        assert_eq!(inflate_whole(&lying, 1 << 30), None, "ISIZE says more");
+        assert_eq!(
+            inflate_whole(&lying, 1 << 30).as_deref(),
+            None,
+            "ISIZE says more"
+        );
         let mut tail = gz(&data);
         tail.extend_from_slice(b"garbage!");
-        assert_eq!(inflate_whole(&tail, 1 << 30), None, "trailing bytes");
+        assert_eq!(
+            inflate_whole(&tail, 1 << 30).as_deref(),
+            None,
+            "trailing bytes"
+        );
     }
 
     /// Table test: every kind of input gives the same bytes and the same error (kind, text,
