@@ -97,16 +97,20 @@ const fn p(
 
 use ParamType::*;
 
-const REVOKE_INGRESS: &[ParamSpec] = &[
-    p(
-        "group_id",
-        Text,
-        true,
-        Some(
-            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(record.responseElements.securityGroupRuleSet['items'][0].groupId | default(event.detail.resourceId | default('')))) }}",
-        ),
-        "the security group",
+/// The group of a security-group event: by id, or (a call that named the group) the id the
+/// response gives.
+const GROUP_ID: ParamSpec = p(
+    "group_id",
+    Text,
+    true,
+    Some(
+        "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(record.responseElements.securityGroupRuleSet['items'][0].groupId | default(event.detail.resourceId | default('')))) }}",
     ),
+    "the security group",
+);
+
+const REVOKE_INGRESS: &[ParamSpec] = &[
+    GROUP_ID,
     p(
         "permissions",
         Permissions,
@@ -145,15 +149,7 @@ const REVOKE_INGRESS: &[ParamSpec] = &[
 ];
 
 const ENFORCE_SG: &[ParamSpec] = &[
-    p(
-        "group_id",
-        Text,
-        true,
-        Some(
-            "{{ record.requestParameters.groupId | default(record.requestParameters.ModifySecurityGroupRulesRequest.GroupId | default(record.responseElements.securityGroupRuleSet['items'][0].groupId | default(event.detail.resourceId | default('')))) }}",
-        ),
-        "the security group",
-    ),
+    GROUP_ID,
     p(
         "required",
         Permissions,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
-use trailwatch_config::Config;
+use trailwatch_config::{Config, expand_home};
 
 /// `state:` in trailwatch.yaml.
 #[derive(Debug, Default, Deserialize)]
@@ -33,13 +33,6 @@ pub struct MetricsSection {
 
 /// The default address of the metrics endpoint: loopback, the usual exporter port.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
 
 /// The platform default: `$XDG_STATE_HOME/trailwatch` or `~/.local/state/trailwatch`.
 pub fn default_state_dir() -> anyhow::Result<PathBuf> {

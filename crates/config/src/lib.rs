@@ -16,6 +16,7 @@ pub mod raw;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
@@ -27,6 +28,14 @@ pub use net::Cidr;
 pub use yaml::Pos;
 
 use raw::{RawBusinessHours, RawRules, RawTrusted};
+
+/// A configured path with `~/x` read as `$HOME/x` (left as it is without `HOME`).
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
 
 /// Top-level sections that belong to other crates: known, kept raw, checked by their owner.
 pub const RAW_SECTIONS: &[&str] = &[

@@ -169,7 +169,7 @@ thread_local! {
 }
 
 /// A byte buffer that goes back to its thread's pool when dropped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pooled(Vec<u8>);
 
 impl Pooled {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use trailwatch_alert::{Alert, Severity};
+use trailwatch_config::expand_home;
 
 use crate::secret::SecretSource;
 
@@ -771,14 +772,6 @@ pub fn parse_texts(parts: &[SectionText<'_>]) -> Result<NotifyConfig, Vec<Notify
 
 fn first_line_of(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_owned()
-}
-
-/// `~/x` to `$HOME/x`.
-pub fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
 }
 
 struct Validator<'a> {

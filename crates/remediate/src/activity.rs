@@ -166,7 +166,7 @@ fn resource_of(r: &Value) -> String {
 /// The summary as text for the notification.
 pub fn render(access_key_id: &str, hours: u32, summary: &[ApiActivity], events: usize) -> String {
     if summary.is_empty() {
-        return format!("{access_key_id} made no calls in the last {hours} h.");
+        return format!("{access_key_id} made no calls in the last {hours} h.\n");
     }
     let mut text = format!("{access_key_id} made {events} calls in the last {hours} h:\n");
     for a in summary.iter().take(25) {

@@ -500,7 +500,7 @@ impl Aws {
                     None => {
                         for r in regions {
                             let c = self.clients(account, r).await;
-                            self.lookup_events(&c, access_key_id, since, &mut found)
+                            self.lookup_events(&c, r, access_key_id, since, &mut found)
                                 .await?;
                         }
                         format!("cloudtrail:LookupEvents in {}", regions.join(", "))
@@ -509,9 +509,6 @@ impl Aws {
                 let summary = crate::activity::summarize(&found.records);
                 let mut text =
                     crate::activity::render(access_key_id, *hours, &summary, found.records.len());
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
                 if !found.truncated.is_empty() {
                     text.push_str(&format!(
                         "Only the newest {} events per region were read in {}: there are more.\n",
@@ -578,6 +575,7 @@ impl Aws {
     async fn lookup_events(
         &self,
         c: &Clients,
+        region: &str,
         access_key_id: &str,
         since: chrono::DateTime<chrono::Utc>,
         found: &mut Lookup,
@@ -616,9 +614,7 @@ impl Aws {
                 return Ok(());
             }
         }
-        found
-            .truncated
-            .push(c.conf.region().map(ToString::to_string).unwrap_or_default());
+        found.truncated.push(region.to_owned());
         Ok(())
     }
 }

@@ -119,14 +119,6 @@ impl AllowDeny {
     }
 }
 
-/// `~/x` is `$HOME/x`, as in `state.dir`.
-fn expand_home(path: PathBuf) -> PathBuf {
-    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) if path.starts_with("~/") => PathBuf::from(home).join(rest),
-        _ => path,
-    }
-}
-
 fn glob(pattern: &str, value: &str) -> bool {
     trailwatch_config::Glob::new(pattern).matches(value)
 }
@@ -287,7 +279,10 @@ impl RemediationConfig {
                 .into_iter()
                 .map(|(k, v)| (k, v.into_iter().map(Permission::normalised).collect()))
                 .collect(),
-            archive: raw.archive.map(expand_home),
+            // YAML text is UTF-8, so the path converts losslessly.
+            archive: raw
+                .archive
+                .map(|p| trailwatch_config::expand_home(&p.to_string_lossy())),
             aws: raw.aws,
         })
     }
