@@ -25,7 +25,8 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Provenance;
-use crate::probe::{Probe, Text, first_byte, raw_str};
+use crate::known::{self, KNOWN_FIELDS, Known, Seen, SeenFields};
+use crate::probe::{Probe, Screened, Text, first_byte, raw_str};
 
 /// `detail-type` of an API call record.
 pub const DETAIL_TYPE_API_CALL: &str = "AWS API Call via CloudTrail";
@@ -129,6 +130,7 @@ pub struct Event {
     detail: (usize, usize),
     meta: EventMeta,
     provenance: Provenance,
+    known: SeenFields,
 }
 
 impl Event {
@@ -151,6 +153,26 @@ impl Event {
     /// Where the event came from.
     pub fn provenance(&self) -> &Provenance {
         &self.provenance
+    }
+
+    /// What the decoder knows for certain about the fields of [`KNOWN_FIELDS`], in that
+    /// order (for a matcher's screen).
+    pub fn known_fields(&self) -> [Known<'_>; KNOWN_FIELDS.len()] {
+        std::array::from_fn(|i| match self.known[i] {
+            Seen::Unknown => Known::Unknown,
+            Seen::Absent => Known::Absent,
+            Seen::Json(start, end) => self
+                .json
+                .get(start as usize..end as usize)
+                .map_or(Known::Unknown, Known::Str),
+            Seen::Meta => Known::Str(match i {
+                known::SOURCE => &self.meta.source,
+                known::DETAIL_TYPE => &self.meta.detail_type,
+                known::ACCOUNT => &self.meta.account,
+                known::REGION => &self.meta.region,
+                _ => return Known::Unknown,
+            }),
+        })
     }
 
     /// Parses the envelope into a [`serde_json::Value`] (for rules and templates; only worth
@@ -203,6 +225,14 @@ impl Event {
             .map(|(t, _)| t)
             .ok_or(RecordError::MissingField("time"))?;
         let start = (detail.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+        // A missing account or region may be a null in the text: not certain either way.
+        let mut known = known::ENVELOPE_FROM_META;
+        if env.account.is_none() {
+            known[known::ACCOUNT] = Seen::Unknown;
+        }
+        if env.region.is_none() {
+            known[known::REGION] = Seen::Unknown;
+        }
         let meta = EventMeta {
             id: env.id.map(|t| t.0.into_owned()).unwrap_or_default(),
             detail_type: detail_type.0.into_owned(),
@@ -219,6 +249,7 @@ impl Event {
             detail: (start, start + detail.get().len()),
             meta,
             provenance,
+            known,
         })
     }
 
@@ -259,7 +290,11 @@ impl Event {
             .ok_or(RecordError::MissingField("awsRegion"))?;
         let account: Cow<'_, str> = match &p.recipient_account_id {
             Some(a) => Cow::Borrowed(a.as_str()),
-            None => user_identity_account(p.user_identity)
+            None => p
+                .user_identity
+                .account_id
+                .as_ref()
+                .map(|t| Cow::Borrowed(t.as_str()))
                 .ok_or(RecordError::MissingField("recipientAccountId"))?,
         };
         let detail_type = detail_type_for(event_type);
@@ -284,6 +319,18 @@ impl Event {
         let end = json.len();
         json.push('}');
 
+        let mut known = known::ENVELOPE_FROM_META;
+        let at = |value: &str| known::seen_in_record(record, value, start);
+        let text = |t: &Option<Text<'_>>| t.as_ref().map_or(Seen::Unknown, |t| at(t.as_str()));
+        known[known::EVENT_SOURCE] = text(&p.event_source);
+        known[known::EVENT_NAME] = text(&p.event_name);
+        known[known::EVENT_TYPE] = text(&p.event_type);
+        known[known::ERROR_CODE] = screened(&p.error_code, &at);
+        known[known::USER_IDENTITY_TYPE] = if known::may_alias_user_identity_type(record) {
+            Seen::Unknown
+        } else {
+            screened(&p.user_identity.kind, &at)
+        };
         let meta = EventMeta {
             id,
             detail_type: detail_type.to_owned(),
@@ -300,6 +347,7 @@ impl Event {
             detail: (start, end),
             meta,
             provenance,
+            known,
         })
     }
 
@@ -345,6 +393,7 @@ impl Event {
                 event_source: None,
             },
             provenance,
+            known: known::ENVELOPE_FROM_META,
         }
     }
 }
@@ -391,20 +440,13 @@ struct DetailProbe<'a> {
     event_time: Option<Text<'a>>,
 }
 
-fn user_identity_account(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
-    #[derive(Deserialize)]
-    struct Ui<'a> {
-        #[serde(rename = "accountId", borrow)]
-        account_id: Option<Text<'a>>,
+/// A screened field's place in the envelope text.
+fn screened(value: &Screened<'_>, at: &impl Fn(&str) -> Seen) -> Seen {
+    match value {
+        Screened::Absent => Seen::Absent,
+        Screened::Str(t) => at(t.as_str()),
+        Screened::Other => Seen::Unknown,
     }
-    let raw = raw?;
-    if first_byte(raw.get()) != Some(b'{') {
-        return None;
-    }
-    serde_json::from_str::<Ui<'_>>(raw.get())
-        .ok()?
-        .account_id
-        .map(|t| t.0)
 }
 
 /// The envelope `detail-type` for a CloudTrail `eventType`.

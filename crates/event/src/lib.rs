@@ -38,6 +38,7 @@
 //! | `capped.rs` | [`capped::gzip`], [`capped::maybe_gzip`]: the size-capped gzip readers (libdeflate whole-buffer for small single-member files, flate2 streaming otherwise), the only decompression site |
 //! | `stream.rs` | streaming over delivery files, arrays and JSON Lines; record framing |
 //! | `probe.rs` | the one borrowed parse that tells what a JSON object is |
+//! | `known.rs` | [`KNOWN_FIELDS`], [`Known`]: header fields the parse learned for certain, for a matcher's screen |
 //! | `wrappers.rs` | S3 / SNS / SQS / EventBridge notifications → [`ObjectRef`] |
 //! | `digest.rs` | CloudTrail digest files → [`DigestFile`] |
 //! | `config_health.rs` | AWS Config and AWS Health events |
@@ -69,6 +70,7 @@ pub mod config_health;
 mod decode;
 pub mod digest;
 pub mod envelope;
+mod known;
 mod limits;
 mod probe;
 mod provenance;
@@ -82,6 +84,7 @@ mod test_support;
 pub use decode::{DecodeSummary, Item, decode, decode_message, decode_slice};
 pub use digest::{DigestFields, DigestFile, DigestLogFile};
 pub use envelope::{Event, EventMeta, RecordError};
+pub use known::{KNOWN_FIELDS, Known};
 pub use limits::Limits;
 pub use provenance::Provenance;
 pub use skip::{SkipReason, SkipScope, Skipped};

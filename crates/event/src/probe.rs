@@ -64,8 +64,11 @@ pub(crate) struct Probe<'a> {
     pub aws_region: Option<Text<'a>>,
     #[serde(rename = "recipientAccountId", borrow)]
     pub recipient_account_id: Option<Text<'a>>,
-    #[serde(rename = "userIdentity", borrow)]
-    pub user_identity: Option<&'a RawValue>,
+    #[serde(rename = "userIdentity", borrow, default)]
+    pub user_identity: UserIdentity<'a>,
+    /// Read for the matcher's screen (see [`Screened`]).
+    #[serde(rename = "errorCode", borrow, default)]
+    pub error_code: Screened<'a>,
     /// Log shippers (logstash) move `eventTime` here.
     #[serde(rename = "@timestamp", borrow)]
     pub at_timestamp: Option<&'a RawValue>,
@@ -129,6 +132,143 @@ impl Probe<'_> {
             || self.event_time.is_some()
             || self.event_id.is_some()
             || self.event_source.is_some()
+    }
+}
+
+/// One field as the matcher's screen needs it: certainly absent, certainly this one
+/// string, or something else (a number, null, an object, ...), which screens nothing.
+/// Absence is the default: serde fills it in for a missing member. A duplicate member is
+/// an error at the record level (serde's "duplicate field"), as for every header field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Screened<'a> {
+    #[default]
+    Absent,
+    Str(Text<'a>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Screened<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Screened<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Screened::Str(Text(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Screened::Str(Text(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Screened::Str(Text(Cow::Owned(v))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Screened::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Screened::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Screened::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Screened::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Screened::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Screened::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Screened::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `userIdentity`, read in the record's one parse: its `type` for the matcher's screen and
+/// its `accountId` for records without `recipientAccountId`. Any JSON value is accepted,
+/// as before; only an object has members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UserIdentity<'a> {
+    /// `userIdentity.type`: absent when `userIdentity` is absent or a scalar (then nothing
+    /// sits at that path), unknown for an array or a repeated `type`.
+    pub kind: Screened<'a>,
+    /// `userIdentity.accountId` when it is a string, given once.
+    pub account_id: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UserIdentity<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut ui = UserIdentity::default();
+                let (mut kinds, mut accounts) = (0u32, 0u32);
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match key.as_str() {
+                        "type" => {
+                            kinds += 1;
+                            let v = map.next_value::<Screened<'de>>()?;
+                            ui.kind = if kinds == 1 { v } else { Screened::Other };
+                        }
+                        "accountId" => {
+                            accounts += 1;
+                            ui.account_id = match map.next_value::<Screened<'de>>()? {
+                                Screened::Str(t) if accounts == 1 => Some(t),
+                                _ => None,
+                            };
+                        }
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ui)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(UserIdentity {
+                    kind: Screened::Other,
+                    account_id: None,
+                })
+            }
+            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(UserIdentity::default())
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -28,9 +28,11 @@ mod paths;
 mod pattern;
 pub mod reference;
 mod scan;
+mod screen;
 mod wildcard;
 
 pub use error::{EventError, EventErrorKind, PatternError};
 pub use matcher::{MAX_DEPTH_LIMIT, Matcher, SEARCH_BUDGET, Scratch};
 pub use pattern::{MAX_OR_COMBINATIONS, Pattern};
 pub use reference::DEFAULT_MAX_DEPTH;
+pub use screen::{Known, Screen};

@@ -22,6 +22,7 @@ use crate::paths::Paths;
 use crate::pattern::{Cond, Pattern};
 use crate::reference::DEFAULT_MAX_DEPTH;
 use crate::scan::{self, Bufs, Raw, Sink};
+use crate::screen::Screen;
 
 /// The deepest nesting [`Matcher::set_max_depth`] accepts; the scanner
 /// recurses along referenced paths, so this bounds its stack use.
@@ -281,6 +282,21 @@ impl<Id: Clone + Eq + Hash> Matcher<Id> {
         }
         self.free_entries.push(entry);
         true
+    }
+
+    /// A screen over `fields` (dotted paths, as patterns spell them): a cheap test that
+    /// rules out events which cannot match any pattern, from those fields' values alone.
+    /// It describes the patterns added so far; build a new one after adding or removing.
+    pub fn screen(&self, fields: &[&str]) -> Screen {
+        let mut screen = Screen::new(fields);
+        for info in self.branches.iter().flatten() {
+            screen.add_branch(
+                info.slots
+                    .iter()
+                    .map(|sl| (&*sl.path, !sl.absent_ok, sl.conds.as_slice())),
+            );
+        }
+        screen
     }
 
     /// Matches one event given as raw JSON bytes; returns the ids of the

@@ -1,10 +1,12 @@
 //! Property tests: the compiled matcher agrees with the reference
 //! interpreter on random patterns (every operator) and random events over a
 //! small alphabet (arrays of objects, nulls, numbers in several forms,
-//! dotted keys), also with many patterns in one matcher and after removals.
+//! dotted keys), also with many patterns in one matcher and after removals;
+//! and a screen never rules out an event some pattern matches.
 
 use proptest::prelude::*;
-use trailwatch_pattern::{Matcher, Pattern, Scratch, reference};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use trailwatch_pattern::{Known, Matcher, Pattern, Scratch, reference};
 
 const KEYS: &[&str] = &["a", "b", "c", "a.b"];
 
@@ -197,6 +199,94 @@ fn array_event() -> impl Strategy<Value = String> {
     prop::collection::vec(element, 0..4).prop_map(|v| format!("{{\"e\":[{}]}}", v.join(",")))
 }
 
+/// Every scalar leaf of an event, as (dot-joined path, the string if it is one), duplicate
+/// keys included (serde_json's `Value` would keep only the last).
+fn leaves(event: &str) -> Option<Vec<(String, Option<String>)>> {
+    struct Walk<'p> {
+        path: &'p str,
+        out: &'p mut Vec<(String, Option<String>)>,
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+            self.out.push((self.path.to_owned(), Some(v.to_owned())));
+            Ok(())
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+            self.out.push((self.path.to_owned(), None));
+            Ok(())
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+            self.visit_bool(false)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+            self.visit_bool(false)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+            self.visit_bool(false)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+            self.visit_bool(false)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Walk {
+                    path: self.path,
+                    out: &mut *self.out,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                map.next_value_seed(Walk {
+                    path: &path,
+                    out: &mut *self.out,
+                })?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(event);
+    // serde_json refuses numbers beyond f64 (1e400), which the matcher takes: no leaves.
+    serde::de::DeserializeSeed::deserialize(
+        Walk {
+            path: "",
+            out: &mut out,
+        },
+        &mut de,
+    )
+    .ok()?;
+    Some(out)
+}
+
+/// What a decoder could know about `field` from the leaves: absent, the one string, or
+/// nothing certain.
+fn known<'a>(leaves: &'a [(String, Option<String>)], field: &str) -> Known<'a> {
+    let mut at = leaves.iter().filter(|(p, _)| p == field);
+    match (at.next(), at.next()) {
+        (None, _) => Known::Absent,
+        (Some((_, Some(s))), None) => Known::Str(s),
+        _ => Known::Unknown,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
@@ -263,4 +353,28 @@ proptest! {
             prop_assert_eq!(&out, &expected, "event {}", e);
         }
     }
+
+    #[test]
+    fn screen_never_rules_out_a_match(patterns in prop::collection::vec(pattern_object(), 1..6),
+                                      events in prop::collection::vec(event(), 1..6),
+                                      fields in prop::collection::vec(
+                                          prop::sample::select(&["a", "b", "c", "a.b", "b.c", "a.b.c"][..]), 1..4)) {
+        let mut m = Matcher::new();
+        for (i, t) in patterns.iter().enumerate() {
+            if let Ok(p) = Pattern::parse(t) {
+                m.add(i, &p);
+            }
+        }
+        let screen = m.screen(&fields);
+        for e in &events {
+            let Ok(matched) = m.matches(e.as_bytes()) else { continue };
+            let Some(leaves) = leaves(e) else { continue };
+            let values: Vec<Known<'_>> = screen.fields().map(|f| known(&leaves, f)).collect();
+            if !matched.is_empty() {
+                prop_assert!(screen.may_match(&values),
+                    "screen ruled out a match: patterns {:?} event {} fields {:?}", patterns, e, fields);
+            }
+        }
+    }
+
 }

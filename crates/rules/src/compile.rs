@@ -112,6 +112,8 @@ impl Rule {
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     pub(crate) matcher: Matcher<usize>,
+    /// Rules out, from the fields the decoder already knows, events no pattern can match.
+    pub(crate) screen: trailwatch_pattern::Screen,
     pub(crate) root: Context<'static>,
     pub(crate) templates: Templates,
     pub(crate) accounts: BTreeMap<String, String>,
@@ -277,9 +279,11 @@ impl RuleSet {
             errors.sort_by(|a, b| (&a.origin, a.pos).cmp(&(&b.origin, b.pos)));
             return Err(RuleErrors(errors));
         }
+        let screen = matcher.screen(&trailwatch_event::KNOWN_FIELDS);
         Ok(RuleSet {
             rules,
             matcher,
+            screen,
             root: root_context(config),
             templates,
             accounts: config.accounts.clone(),

@@ -293,6 +293,9 @@ impl RuleSet {
     /// Matches one event against every rule and returns the candidate alerts. Pure and
     /// `&self`: call it from many threads, each with its own scratch.
     pub fn evaluate(&self, event: &Event, scratch: &mut EvalScratch) -> Vec<Candidate> {
+        if !self.may_match(event) {
+            return Vec::new();
+        }
         let mut hits = std::mem::take(&mut scratch.hits);
         if self
             .matcher
@@ -317,6 +320,19 @@ impl RuleSet {
         }
         scratch.hits = hits;
         out
+    }
+
+    /// The screen's verdict: false when no pattern can match this event, judged from the
+    /// fields its decoder already read, so its bytes need not be scanned.
+    fn may_match(&self, event: &Event) -> bool {
+        use trailwatch_event::Known as Seen;
+        use trailwatch_pattern::Known;
+        let known = event.known_fields().map(|k| match k {
+            Seen::Unknown => Known::Unknown,
+            Seen::Absent => Known::Absent,
+            Seen::Str(s) => Known::Str(s),
+        });
+        self.screen.may_match(&known)
     }
 
     fn evaluate_rule(
@@ -570,6 +586,78 @@ impl RuleSet {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every file under `dir`, recursively, sorted.
+    fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                files_under(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The screen is only a shortcut: over every real event in ../shared, an event it rules
+    /// out matches no pattern of the built-in pack. It must also rule out most of them, or it
+    /// is not worth having.
+    #[test]
+    fn the_screen_never_rules_out_a_matching_event() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/cloudtrail");
+        if !dir.is_dir() {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        }
+        let config = trailwatch_config::Config::default();
+        let set = RuleSet::compile(&crate::builtin_sources(), &config).expect("built-in pack");
+        assert!(
+            !set.screen.is_open(),
+            "every built-in rule names its events"
+        );
+        let mut files = Vec::new();
+        files_under(&dir, &mut files);
+        let limits = trailwatch_event::Limits::default();
+        let (mut events, mut ruled_out, mut matched) = (0u64, 0u64, 0u64);
+        for file in &files {
+            let bytes = std::fs::read(file).expect("readable");
+            let (items, _) =
+                trailwatch_event::decode_slice(&bytes, &file.display().to_string(), &limits);
+            for item in items {
+                let trailwatch_event::Item::Event(event) = item else {
+                    continue;
+                };
+                events += 1;
+                let hits = set
+                    .matcher
+                    .matches(event.json().as_bytes())
+                    .unwrap_or_default();
+                if !hits.is_empty() {
+                    matched += 1;
+                }
+                if !set.may_match(&event) {
+                    ruled_out += 1;
+                    assert!(
+                        hits.is_empty(),
+                        "{}: ruled out, yet rules {hits:?} match",
+                        event.provenance()
+                    );
+                }
+            }
+        }
+        eprintln!("{events} events, {matched} matched, {ruled_out} ruled out by the screen");
+        assert!(events > 1000, "the shared data holds thousands of events");
+        assert!(matched > 0);
+        assert!(
+            ruled_out * 2 > events,
+            "the screen rules out only {ruled_out} of {events}"
+        );
+    }
 
     #[test]
     fn ruleset_is_send_and_sync() {
