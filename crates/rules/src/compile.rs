@@ -117,7 +117,8 @@ pub struct RuleSet {
     pub(crate) root: Context<'static>,
     pub(crate) templates: Templates,
     pub(crate) accounts: BTreeMap<String, String>,
-    pub(crate) config_json: serde_json::Value,
+    /// `config` for templates, converted once.
+    pub(crate) config_tpl: minijinja::Value,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -287,7 +288,9 @@ impl RuleSet {
             root: root_context(config),
             templates,
             accounts: config.accounts.clone(),
-            config_json: crate::cel::config_json(config),
+            config_tpl: minijinja::Value::from(minijinja::value::Serde(crate::cel::config_json(
+                config,
+            ))),
         })
     }
 

@@ -2,6 +2,8 @@
 //! for all rules; only matched events are parsed, expanded per item, checked with CEL and
 //! rendered into candidate alerts.
 
+use std::cell::OnceCell;
+
 use cel_interpreter::Value as CelValue;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -165,15 +167,18 @@ pub(crate) fn fnv64(parts: &[&str]) -> String {
 }
 
 /// The per-event facts shared by every rule that matched it.
-struct Facts {
-    envelope: Value,
+struct Facts<'e> {
+    event: &'e Event,
+    /// The record (`detail`), parsed once: the header fields below come from it.
     record: Value,
-    record_cel: CelValue,
-    envelope_cel: CelValue,
-    /// `record`, `event` and `config` as template values, shared by every render.
-    record_tpl: minijinja::Value,
-    envelope_tpl: minijinja::Value,
-    config_tpl: minijinja::Value,
+    /// Built on first use: most matched events fail their rule's `where` and need no
+    /// envelope tree and no template values.
+    envelope: OnceCell<Value>,
+    record_cel: OnceCell<CelValue>,
+    envelope_cel: OnceCell<CelValue>,
+    /// `record` and `event` as template values, shared by every render.
+    record_tpl: OnceCell<minijinja::Value>,
+    envelope_tpl: OnceCell<minijinja::Value>,
     principal: Principal,
     event_id: String,
     event_time: String,
@@ -230,10 +235,9 @@ fn service_console_url(envelope: &Value, region: &str) -> String {
     }
 }
 
-impl Facts {
-    fn new(event: &Event, config: &Value) -> Facts {
-        let envelope = event.to_value();
-        let record = envelope.get("detail").cloned().unwrap_or(Value::Null);
+impl<'e> Facts<'e> {
+    fn new(event: &'e Event) -> Facts<'e> {
+        let record: Value = serde_json::from_str(event.detail()).unwrap_or(Value::Null);
         let meta = event.meta();
         let principal = principal_of(&record);
         let event_time = s(&record, "eventTime")
@@ -245,14 +249,13 @@ impl Facts {
             .or_else(|| Some(meta.account.clone()).filter(|a| !a.is_empty()))
             .or_else(|| principal.account_id.clone())
             .unwrap_or_default();
-        let record_cel = to_cel(&record);
-        let record_tpl = template_value(&record);
         Facts {
-            envelope_tpl: envelope_to_template(&envelope, &record_tpl),
-            record_tpl,
-            config_tpl: template_value(config),
-            record_cel: record_cel.clone(),
-            envelope_cel: envelope_to_cel(&envelope, &record_cel),
+            event,
+            envelope: OnceCell::new(),
+            record_cel: OnceCell::new(),
+            envelope_cel: OnceCell::new(),
+            record_tpl: OnceCell::new(),
+            envelope_tpl: OnceCell::new(),
             event_id: meta.event_id.clone().unwrap_or_else(|| meta.id.clone()),
             region: s(&record, "awsRegion").unwrap_or_else(|| meta.region.clone()),
             source_ip: s(&record, "sourceIPAddress"),
@@ -274,9 +277,31 @@ impl Facts {
             event_time,
             time,
             account,
-            envelope,
             record,
         }
+    }
+
+    /// The whole envelope as a tree (`event` in rules and templates).
+    fn envelope(&self) -> &Value {
+        self.envelope.get_or_init(|| self.event.to_value())
+    }
+
+    fn record_cel(&self) -> &CelValue {
+        self.record_cel.get_or_init(|| to_cel(&self.record))
+    }
+
+    fn envelope_cel(&self) -> &CelValue {
+        self.envelope_cel
+            .get_or_init(|| envelope_to_cel(self.envelope(), self.record_cel()))
+    }
+
+    fn record_tpl(&self) -> &minijinja::Value {
+        self.record_tpl.get_or_init(|| template_value(&self.record))
+    }
+
+    fn envelope_tpl(&self) -> &minijinja::Value {
+        self.envelope_tpl
+            .get_or_init(|| envelope_to_template(self.envelope(), self.record_tpl()))
     }
 }
 
@@ -311,7 +336,7 @@ impl RuleSet {
             return Vec::new();
         }
         hits.sort_unstable();
-        let facts = Facts::new(event, &self.config_json);
+        let facts = Facts::new(event);
         let mut out = Vec::new();
         for &i in &hits {
             if let Some(rule) = self.rules.get(i) {
@@ -359,7 +384,7 @@ impl RuleSet {
         } else {
             expand(
                 &rule.for_each,
-                &[("record", &f.record), ("event", &f.envelope)],
+                &[("record", &f.record), ("event", f.envelope())],
             )
         };
         if combos.is_empty() && rule.once_when_empty {
@@ -375,8 +400,8 @@ impl RuleSet {
         let mut keys_seen: Vec<String> = Vec::new();
         for combo in combos {
             let mut ctx = self.root.new_inner_scope();
-            ctx.add_variable_from_value("record", f.record_cel.clone());
-            ctx.add_variable_from_value("event", f.envelope_cel.clone());
+            ctx.add_variable_from_value("record", f.record_cel().clone());
+            ctx.add_variable_from_value("event", f.envelope_cel().clone());
             let item = combo.last().map(|(_, v)| v.clone()).unwrap_or(Value::Null);
             // (With `when_empty: once` every binding is null.)
             ctx.add_variable_from_value("item", to_cel(&item));
@@ -489,13 +514,13 @@ impl RuleSet {
         let url = if f.cloudtrail {
             console_url(&f.region, &f.event_id)
         } else {
-            service_console_url(&f.envelope, &f.region)
+            service_console_url(f.envelope(), &f.region)
         };
         let ctx = TemplateContext {
-            record: &f.record_tpl,
-            event: &f.envelope_tpl,
+            record: f.record_tpl(),
+            event: f.envelope_tpl(),
             item,
-            config: &f.config_tpl,
+            config: &self.config_tpl,
             principal: &f.principal,
             account: &f.account,
             account_alias: alias.as_deref(),
