@@ -167,13 +167,12 @@ pub(crate) fn fnv64(parts: &[&str]) -> String {
 }
 
 /// The per-event facts shared by every rule that matched it.
-struct Facts<'e> {
-    event: &'e Event,
-    /// The record (`detail`), parsed once: the header fields below come from it.
-    record: Value,
+struct Facts {
+    /// The envelope, parsed once; the record is its `detail` (parsing the record apart
+    /// would parse it twice, since most rules also see `event`).
+    envelope: Value,
     /// Built on first use: most matched events fail their rule's `where` and need no
-    /// envelope tree and no template values.
-    envelope: OnceCell<Value>,
+    /// template values.
     record_cel: OnceCell<CelValue>,
     envelope_cel: OnceCell<CelValue>,
     /// `record` and `event` as template values, shared by every render.
@@ -235,31 +234,30 @@ fn service_console_url(envelope: &Value, region: &str) -> String {
     }
 }
 
-impl<'e> Facts<'e> {
-    fn new(event: &'e Event) -> Facts<'e> {
-        let record: Value = serde_json::from_str(event.detail()).unwrap_or(Value::Null);
+impl Facts {
+    fn new(event: &Event) -> Facts {
+        let envelope = event.to_value();
+        let record = envelope.get("detail").unwrap_or(&Value::Null);
         let meta = event.meta();
-        let principal = principal_of(&record);
-        let event_time = s(&record, "eventTime")
+        let principal = principal_of(record);
+        let event_time = s(record, "eventTime")
             .unwrap_or_else(|| meta.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let time = DateTime::parse_from_rfc3339(&event_time)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(meta.time);
-        let account = s(&record, "recipientAccountId")
+        let account = s(record, "recipientAccountId")
             .or_else(|| Some(meta.account.clone()).filter(|a| !a.is_empty()))
             .or_else(|| principal.account_id.clone())
             .unwrap_or_default();
         Facts {
-            event,
-            envelope: OnceCell::new(),
             record_cel: OnceCell::new(),
             envelope_cel: OnceCell::new(),
             record_tpl: OnceCell::new(),
             envelope_tpl: OnceCell::new(),
             event_id: meta.event_id.clone().unwrap_or_else(|| meta.id.clone()),
-            region: s(&record, "awsRegion").unwrap_or_else(|| meta.region.clone()),
-            source_ip: s(&record, "sourceIPAddress"),
-            user_agent: s(&record, "userAgent"),
+            region: s(record, "awsRegion").unwrap_or_else(|| meta.region.clone()),
+            source_ip: s(record, "sourceIPAddress"),
+            user_agent: s(record, "userAgent"),
             event_name: meta
                 .event_name
                 .clone()
@@ -277,31 +275,32 @@ impl<'e> Facts<'e> {
             event_time,
             time,
             account,
-            record,
+            envelope,
         }
     }
 
-    /// The whole envelope as a tree (`event` in rules and templates).
-    fn envelope(&self) -> &Value {
-        self.envelope.get_or_init(|| self.event.to_value())
+    /// The record (`record` in rules and templates).
+    fn record(&self) -> &Value {
+        self.envelope.get("detail").unwrap_or(&Value::Null)
     }
 
     fn record_cel(&self) -> &CelValue {
-        self.record_cel.get_or_init(|| to_cel(&self.record))
+        self.record_cel.get_or_init(|| to_cel(self.record()))
     }
 
     fn envelope_cel(&self) -> &CelValue {
         self.envelope_cel
-            .get_or_init(|| envelope_to_cel(self.envelope(), self.record_cel()))
+            .get_or_init(|| envelope_to_cel(&self.envelope, self.record_cel()))
     }
 
     fn record_tpl(&self) -> &minijinja::Value {
-        self.record_tpl.get_or_init(|| template_value(&self.record))
+        self.record_tpl
+            .get_or_init(|| template_value(self.record()))
     }
 
     fn envelope_tpl(&self) -> &minijinja::Value {
         self.envelope_tpl
-            .get_or_init(|| envelope_to_template(self.envelope(), self.record_tpl()))
+            .get_or_init(|| envelope_to_template(&self.envelope, self.record_tpl()))
     }
 }
 
@@ -384,7 +383,7 @@ impl RuleSet {
         } else {
             expand(
                 &rule.for_each,
-                &[("record", &f.record), ("event", f.envelope())],
+                &[("record", f.record()), ("event", &f.envelope)],
             )
         };
         if combos.is_empty() && rule.once_when_empty {
@@ -514,7 +513,7 @@ impl RuleSet {
         let url = if f.cloudtrail {
             console_url(&f.region, &f.event_id)
         } else {
-            service_console_url(f.envelope(), &f.region)
+            service_console_url(&f.envelope, &f.region)
         };
         let ctx = TemplateContext {
             record: f.record_tpl(),
