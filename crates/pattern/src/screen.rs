@@ -7,6 +7,7 @@
 //! relaxation of the branch, so "no branch passes the screen" implies "no pattern matches".
 
 use crate::eval::{self, Val};
+use crate::hash::FxMap;
 use crate::index::Value;
 use crate::pattern::Cond;
 
@@ -23,28 +24,63 @@ pub enum Known<'a> {
     Str(&'a str),
 }
 
-/// The required slots of one branch that fall on screened fields.
-#[derive(Debug, Clone)]
-struct ScreenBranch {
-    /// (index into the screen's fields, the slot's conditions: one must hold).
-    checks: Vec<(usize, Vec<Cond>)>,
+/// A set of branch numbers.
+#[derive(Debug, Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn insert(&mut self, i: usize) {
+        let word = i / 64;
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << (i % 64);
+    }
+}
+
+/// One screened field: which branches admit which of its values.
+#[derive(Debug, Clone, Default)]
+struct FieldIndex {
+    /// Branches whose verdict on this field the index leaves open: no required slot on
+    /// it, or one whose conditions only [`eval::cond_matches`] can judge (kept in
+    /// [`Screen::residual`]).
+    free: Bits,
+    /// Branches whose required slot here lists exact strings, by string.
+    by_value: FxMap<Box<str>, Bits>,
 }
 
 /// A necessary condition for any of a matcher's patterns to match, over a fixed list of
 /// fields. Built by [`crate::Matcher::screen`]; it describes the matcher as it was then.
+///
+/// Most slots list exact strings (`"eventName": ["CreateUser", "DeleteUser"]`); those go
+/// into a per-field index from string to branches, so a verdict costs one lookup per known
+/// field rather than a walk over every branch's conditions.
 #[derive(Debug, Clone)]
 pub struct Screen {
     fields: Vec<Box<str>>,
-    branches: Vec<ScreenBranch>,
+    index: Vec<FieldIndex>,
+    /// Per branch, the required slots the index cannot decide: (field, conditions, one of
+    /// which must hold).
+    residual: Vec<Vec<(usize, Vec<Cond>)>>,
     /// Some branch has no required slot on a screened field: every event may match.
     open: bool,
+}
+
+/// Conditions the index decides exactly for a string value: exact strings (not IP
+/// addresses, which also match other spellings) and conditions no string satisfies.
+fn indexable(cond: &Cond) -> bool {
+    matches!(
+        cond,
+        Cond::Str(_, None) | Cond::Num(_) | Cond::Bool(_) | Cond::Null
+    )
 }
 
 impl Screen {
     pub(crate) fn new(fields: &[&str]) -> Screen {
         Screen {
             fields: fields.iter().map(|&f| f.into()).collect(),
-            branches: Vec::new(),
+            index: vec![FieldIndex::default(); fields.len()],
+            residual: Vec::new(),
             open: false,
         }
     }
@@ -54,18 +90,43 @@ impl Screen {
         &mut self,
         slots: impl IntoIterator<Item = (&'a str, bool, &'a [Cond])>,
     ) {
-        let checks: Vec<(usize, Vec<Cond>)> = slots
-            .into_iter()
-            .filter(|&(_, required, _)| required)
-            .filter_map(|(path, _, conds)| {
-                let field = self.fields.iter().position(|f| &**f == path)?;
-                Some((field, conds.to_vec()))
-            })
-            .collect();
-        if checks.is_empty() {
+        let branch = self.residual.len();
+        let mut indexed = vec![false; self.fields.len()];
+        let mut residual = Vec::new();
+        let mut any = false;
+        for (path, required, conds) in slots {
+            if !required {
+                continue;
+            }
+            let Some(field) = self.fields.iter().position(|f| &**f == path) else {
+                continue;
+            };
+            any = true;
+            // One indexed slot per field and branch; any other is judged in full.
+            if !indexed[field] && conds.iter().all(indexable) {
+                indexed[field] = true;
+                for cond in conds {
+                    if let Cond::Str(s, None) = cond {
+                        self.index[field]
+                            .by_value
+                            .entry(s.clone())
+                            .or_default()
+                            .insert(branch);
+                    }
+                }
+            } else {
+                residual.push((field, conds.to_vec()));
+            }
+        }
+        for (field, done) in indexed.iter().enumerate() {
+            if !done {
+                self.index[field].free.insert(branch);
+            }
+        }
+        if !any {
             self.open = true;
         }
-        self.branches.push(ScreenBranch { checks });
+        self.residual.push(residual);
     }
 
     /// The screened fields, in the order [`Screen::may_match`] takes their values.
@@ -80,21 +141,57 @@ impl Screen {
         if self.open {
             return true;
         }
-        self.branches.iter().any(|b| {
-            b.checks.iter().all(|(field, conds)| {
-                match known.get(*field).copied().unwrap_or_default() {
-                    Known::Unknown => true,
-                    Known::Absent => false,
-                    Known::Str(s) => {
-                        let val = Val {
-                            v: Value::Str(s.as_bytes()),
-                            exact: None,
-                        };
-                        conds.iter().any(|c| eval::cond_matches(c, &val))
-                    }
+        let words = self.residual.len().div_ceil(64);
+        // Branches still possible; the last word's unused bits never get set anywhere.
+        let mut alive = vec![u64::MAX; words];
+        for (field, index) in self.index.iter().enumerate() {
+            let admitted = match known.get(field).copied().unwrap_or_default() {
+                Known::Unknown => continue,
+                Known::Absent => None,
+                Known::Str(s) => index.by_value.get(s),
+            };
+            let mut any = 0;
+            for (w, word) in alive.iter_mut().enumerate() {
+                let free = index.free.0.get(w).copied().unwrap_or(0);
+                let by_value = admitted.and_then(|b| b.0.get(w)).copied().unwrap_or(0);
+                *word &= free | by_value;
+                any |= *word;
+            }
+            if any == 0 {
+                return false;
+            }
+        }
+        alive.iter().enumerate().any(|(w, &word)| {
+            let mut word = word;
+            while word != 0 {
+                let branch = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if self.residual_holds(branch, known) {
+                    return true;
                 }
-            })
+            }
+            false
         })
+    }
+
+    /// Whether a branch's slots outside the index admit the known values.
+    fn residual_holds(&self, branch: usize, known: &[Known<'_>]) -> bool {
+        let Some(checks) = self.residual.get(branch) else {
+            return false;
+        };
+        checks.iter().all(
+            |(field, conds)| match known.get(*field).copied().unwrap_or_default() {
+                Known::Unknown => true,
+                Known::Absent => false,
+                Known::Str(s) => {
+                    let val = Val {
+                        v: Value::Str(s.as_bytes()),
+                        exact: None,
+                    };
+                    conds.iter().any(|c| eval::cond_matches(c, &val))
+                }
+            },
+        )
     }
 
     /// True when the screen can never rule an event out (some pattern has no required
@@ -177,5 +274,45 @@ mod tests {
         }
         // No eventName at all: only `exists: true` could have admitted it, and it needs one.
         assert!(!s.may_match(&[Str("aws.s3"), Absent, Absent]));
+    }
+
+    #[test]
+    fn ip_addresses_and_many_branches_are_judged_as_the_matcher_judges_them() {
+        // 150 branches span three words of the index; an exact IP also matches other
+        // spellings of the address, so it must not be indexed as a plain string.
+        let mut patterns: Vec<String> = (0..150)
+            .map(|i| {
+                format!(
+                    r#"{{"detail":{{"eventName":["Call{i}"],"errorCode":["E{}"]}}}}"#,
+                    i % 7
+                )
+            })
+            .collect();
+        patterns.push(r#"{"detail":{"eventName":["10.0.0.1"]}}"#.to_owned());
+        let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let m = matcher(&refs);
+        let s = m.screen(FIELDS);
+        let cases = [
+            ("Call0", "E0"),
+            ("Call149", "E2"),
+            ("Call149", "E3"),
+            ("Call64", "E1"),
+            ("Call200", "E0"),
+            ("10.0.0.1", "x"),
+            ("10.0.0.01", "x"),
+            ("010.0.0.1", "x"),
+        ];
+        for (name, code) in cases {
+            let event = format!(
+                r#"{{"source":"aws.s3","detail":{{"eventName":"{name}","errorCode":"{code}"}}}}"#
+            );
+            let matched = !m.matches(event.as_bytes()).expect("valid event").is_empty();
+            let admitted = s.may_match(&[Str("aws.s3"), Str(name), Str(code)]);
+            assert!(admitted || !matched, "{name} {code}: matches but ruled out");
+            // Exact string branches are decided exactly.
+            if name.starts_with("Call") {
+                assert_eq!(admitted, matched, "{name} {code}");
+            }
+        }
     }
 }
