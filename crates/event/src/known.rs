@@ -19,17 +19,7 @@ pub const KNOWN_FIELDS: [&str; 9] = [
     "detail.userIdentity.type",
 ];
 
-/// What is known about one field of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Known<'a> {
-    /// Nothing certain.
-    #[default]
-    Unknown,
-    /// Certainly no value at this path.
-    Absent,
-    /// The path's one value, a string (unescaped).
-    Str(&'a str),
-}
+pub use trailwatch_pattern::Known;
 
 /// Where a known field's value is kept, without copying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

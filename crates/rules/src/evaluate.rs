@@ -349,14 +349,7 @@ impl RuleSet {
     /// The screen's verdict: false when no pattern can match this event, judged from the
     /// fields its decoder already read, so its bytes need not be scanned.
     fn may_match(&self, event: &Event) -> bool {
-        use trailwatch_event::Known as Seen;
-        use trailwatch_pattern::Known;
-        let known = event.known_fields().map(|k| match k {
-            Seen::Unknown => Known::Unknown,
-            Seen::Absent => Known::Absent,
-            Seen::Str(s) => Known::Str(s),
-        });
-        self.screen.may_match(&known)
+        self.screen.may_match(&event.known_fields())
     }
 
     fn evaluate_rule(
