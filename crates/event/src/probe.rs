@@ -135,6 +135,28 @@ impl Probe<'_> {
     }
 }
 
+/// Visitor methods that answer `$value` for every JSON scalar but a string (serde forwards
+/// the narrower integer and float kinds to these).
+macro_rules! non_string_scalars {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// One field as the matcher's screen needs it: certainly absent, certainly this one
 /// string, or something else (a number, null, an object, ...), which screens nothing.
 /// Absence is the default: serde fills it in for a missing member. A duplicate member is
@@ -161,24 +183,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Screened<'a> {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(Screened::Str(Text(Cow::Owned(v.to_owned()))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Screened::Str(Text(Cow::Owned(v))))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Screened::Other)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Screened::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Screened::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Screened::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Screened::Other)
-            }
+            non_string_scalars!(Screened::Other);
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<de::IgnoredAny>()?.is_some() {}
                 Ok(Screened::Other)
@@ -246,27 +251,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
                     account_id: None,
                 })
             }
-            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
+            // (serde forwards borrowed and owned strings here.)
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(UserIdentity::default())
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(UserIdentity::default())
-            }
+            non_string_scalars!(UserIdentity::default());
         }
         d.deserialize_any(V)
     }

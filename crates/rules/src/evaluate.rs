@@ -171,8 +171,8 @@ struct Facts {
     /// The envelope, parsed once; the record is its `detail` (parsing the record apart
     /// would parse it twice, since most rules also see `event`).
     envelope: Value,
-    /// Built on first use: most matched events fail their rule's `where` and need no
-    /// template values.
+    /// Built on first use: CEL values once a rule that is not suppressed evaluates, template
+    /// values once an alert renders (most matched events fail their rule's `where`).
     record_cel: OnceCell<CelValue>,
     envelope_cel: OnceCell<CelValue>,
     /// `record` and `event` as template values, shared by every render.
