@@ -197,7 +197,7 @@ async fn decide(
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use trailwatch_rules::{EvalScratch, RuleSet, builtin_sources};
+    use trailwatch_rules::{Candidate, EvalScratch, RuleSet, builtin_sources};
 
     /// One HTTP/1.1 request; returns (status, body).
     async fn http(addr: std::net::SocketAddr, method: &str, target: &str) -> (u16, String) {
@@ -243,7 +243,7 @@ mod tests {
         let mut alert = rules
             .evaluate(&event, &mut EvalScratch::default())
             .into_iter()
-            .map(|c| c.alert)
+            .map(Candidate::into_alert)
             .find(|a| a.remediation.is_some())
             .unwrap();
         remediator.prepare(&mut alert);

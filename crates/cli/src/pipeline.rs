@@ -168,11 +168,7 @@ impl AlertPipeline {
             candidates.extend(found);
         }
         candidates.sort_by(|a, b| {
-            (a.time, &a.alert.event_id, &a.alert.dedup_key).cmp(&(
-                b.time,
-                &b.alert.event_id,
-                &b.alert.dedup_key,
-            ))
+            (a.time, a.event_id(), a.dedup_key()).cmp(&(b.time, b.event_id(), b.dedup_key()))
         });
         candidates
     }

@@ -134,11 +134,10 @@ pub fn skip_message(skipped: &Skipped) -> String {
 /// are large); only their positions are sorted.
 fn candidate_order(chunks: &[Vec<Option<Candidate>>]) -> Vec<(u32, u32)> {
     let key = |&(c, i): &(u32, u32)| {
-        let a = &chunks[c as usize][i as usize]
+        let a = chunks[c as usize][i as usize]
             .as_ref()
-            .expect("every candidate is still pending")
-            .alert;
-        (&a.event_time, &a.event_id, &a.rule_id, &a.dedup_key)
+            .expect("every candidate is still pending");
+        (a.event_time(), a.event_id(), a.rule_id(), a.dedup_key())
     };
     let mut order: Vec<(u32, u32)> = chunks
         .iter()

@@ -247,7 +247,7 @@ impl<'a, 'w> Follower<'a, 'w> {
             counts.count_lossless_skip(s);
         }
         counts.add_decoded(&decoded);
-        candidates.sort_by(|a, b| a.alert.event_time.cmp(&b.alert.event_time));
+        candidates.sort_by(|a, b| a.event_time().cmp(b.event_time()));
         let mut alerts: Vec<Alert> = Vec::new();
         for candidate in candidates {
             alerts.extend(self.gate.admit(candidate));

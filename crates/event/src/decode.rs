@@ -16,7 +16,9 @@ use crate::digest::{self, DigestFile};
 use crate::envelope::RecordError;
 use crate::probe::{Probe, first_byte, raw_str};
 use crate::skip::{SkipReason, SkipScope, Skipped};
-use crate::stream::{BUF_SIZE, Input, Pos, SkipKind, StreamSink, io_reason, nesting_depth, run};
+use crate::stream::{
+    BUF_SIZE, Input, Pos, Scanned, SkipKind, StreamSink, io_reason, nesting_depth, run,
+};
 use crate::wrappers::{self, ObjectRef, SnsParts};
 use crate::{Event, Limits, Provenance};
 
@@ -204,10 +206,10 @@ struct Ctx<'a> {
 }
 
 impl StreamSink for Ctx<'_> {
-    fn value(&mut self, text: &[u8], index: u64, pos: Pos) {
+    fn value(&mut self, text: &[u8], index: u64, pos: Pos, scanned: Scanned) {
         let prov = self.prov(Some(index), Some(pos.offset));
         match std::str::from_utf8(text) {
-            Ok(s) => self.classify(s, prov, Some(pos), 0),
+            Ok(s) => self.classify(s, prov, Some(pos), 0, scanned.may_alias()),
             Err(e) => {
                 let prov = Provenance {
                     byte_offset: Some(pos.offset + e.valid_up_to() as u64),
@@ -292,7 +294,16 @@ impl Ctx<'_> {
     }
 
     /// Works out what one JSON text is and emits it.
-    fn classify(&mut self, text: &str, prov: Provenance, pos: Option<Pos>, depth: u8) {
+    /// `may_alias` is the scanner's verdict on this very text, when it scanned it (see
+    /// [`Scanned::may_alias`]); texts from inside wrappers are checked afresh.
+    fn classify(
+        &mut self,
+        text: &str,
+        prov: Provenance,
+        pos: Option<Pos>,
+        depth: u8,
+        may_alias: Option<bool>,
+    ) {
         if depth > MAX_WRAPPER_DEPTH {
             return self.skip_record(prov, SkipReason::WrappersTooDeep);
         }
@@ -356,7 +367,7 @@ impl Ctx<'_> {
                 prov.message_id = Some(id.into_owned());
             }
             return match raw_str(Some(body)) {
-                Some(b) => self.classify(&b, prov, None, depth + 1),
+                Some(b) => self.classify(&b, prov, None, depth + 1, None),
                 None => self.skip_record(
                     prov,
                     SkipReason::InvalidField {
@@ -396,7 +407,7 @@ impl Ctx<'_> {
             };
         }
         if probe.has_cloudtrail_fields() {
-            return match Event::from_probe(text, &probe, prov.clone()) {
+            return match Event::from_probe(text, &probe, prov.clone(), may_alias) {
                 Ok(e) => self.emit(Item::Event(e)),
                 Err(e) => self.record_error(prov, e, pos),
             };
@@ -404,7 +415,7 @@ impl Ctx<'_> {
         // Splunk HEC-style export: {"time": .., "event": {record}}.
         match probe.event {
             Some(ev) if first_byte(ev.get()) == Some(b'{') => {
-                self.classify(ev.get(), prov, None, depth + 1)
+                self.classify(ev.get(), prov, None, depth + 1, None)
             }
             _ => self.skip_record(prov, SkipReason::NotCloudTrail),
         }
@@ -423,7 +434,7 @@ impl Ctx<'_> {
             prov.message_id = parts.message_id.map(|m| m.into_owned());
         }
         match parts.message {
-            Some(m) => self.classify(&m, prov, None, depth + 1),
+            Some(m) => self.classify(&m, prov, None, depth + 1, None),
             None => self.skip_record(prov, SkipReason::MissingField("Message")),
         }
     }
@@ -439,7 +450,7 @@ impl Ctx<'_> {
         match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(elements) => {
                 for el in elements {
-                    self.classify(el.get(), prov.clone(), None, depth + 1);
+                    self.classify(el.get(), prov.clone(), None, depth + 1, None);
                 }
             }
             Err(e) => self.record_error(prov, RecordError::from_json(&e), pos),

@@ -189,7 +189,7 @@ impl Event {
         }
         let probe: Probe<'_> =
             serde_json::from_str(record_json).map_err(|e| RecordError::from_json(&e))?;
-        Event::from_probe(record_json, &probe, provenance)
+        Event::from_probe(record_json, &probe, provenance, None)
     }
 
     /// Accepts an EventBridge envelope as it is: the text is kept unchanged.
@@ -253,11 +253,14 @@ impl Event {
         })
     }
 
-    /// Builds the envelope from an already-parsed header: one parse per record.
+    /// Builds the envelope from an already-parsed header: one parse per record. `may_alias`
+    /// is the framing scanner's [`known::may_alias_user_identity_type`] verdict on `record`
+    /// when it has one (it sees every escape and string start anyway).
     pub(crate) fn from_probe(
         record: &str,
         p: &Probe<'_>,
         provenance: Provenance,
+        may_alias: Option<bool>,
     ) -> Result<Event, RecordError> {
         let record = record.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
         let event_type = p.event_type.as_ref().map(Text::as_str);
@@ -326,7 +329,8 @@ impl Event {
         known[known::EVENT_NAME] = text(&p.event_name);
         known[known::EVENT_TYPE] = text(&p.event_type);
         known[known::ERROR_CODE] = screened(&p.error_code, &at);
-        known[known::USER_IDENTITY_TYPE] = if known::may_alias_user_identity_type(record) {
+        let may_alias = may_alias.unwrap_or_else(|| known::may_alias_user_identity_type(record));
+        known[known::USER_IDENTITY_TYPE] = if may_alias {
             Seen::Unknown
         } else {
             screened(&p.user_identity.kind, &at)
@@ -479,22 +483,38 @@ pub fn source_for(event_source: &str) -> String {
 }
 
 static EVENT_NAMESPACE: LazyLock<Uuid> =
-    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:trailwatch:cloudtrail:eventID"));
+    LazyLock::new(|| uuid_v5(&Uuid::NAMESPACE_URL, b"urn:trailwatch:cloudtrail:eventID"));
+
+/// A name-based UUID v5 (SHA-1 of namespace and name), as `Uuid::new_v5` makes it.
+fn uuid_v5(namespace: &Uuid, name: &[u8]) -> Uuid {
+    use sha1::Digest;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(namespace.as_bytes());
+    hasher.update(name);
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
+
+/// The lowercase hyphenated form, without the formatting machinery.
+fn hyphenated(id: Uuid) -> String {
+    let mut buf = Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buf).to_owned()
+}
 
 /// The deterministic envelope id: UUID v5 (SHA-1) of `eventID` in a trailwatch namespace, or
 /// of the whole record text when it has no `eventID`. The same event always gets the same id,
 /// however it arrives.
 pub fn event_uuid(event_id: Option<&str>, record: &str) -> String {
     let name = event_id.unwrap_or(record);
-    Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
-        .hyphenated()
-        .to_string()
+    hyphenated(uuid_v5(&EVENT_NAMESPACE, name.as_bytes()))
 }
 
 /// A UUID v5 for envelopes this crate makes from non-CloudTrail notifications.
 pub(crate) fn derived_uuid(kind: &str, name: &str) -> String {
-    let ns = Uuid::new_v5(&EVENT_NAMESPACE, kind.as_bytes());
-    Uuid::new_v5(&ns, name.as_bytes()).hyphenated().to_string()
+    let ns = uuid_v5(&EVENT_NAMESPACE, kind.as_bytes());
+    hyphenated(uuid_v5(&ns, name.as_bytes()))
 }
 
 /// Parses an ISO 8601 time and gives it back as EventBridge prints it

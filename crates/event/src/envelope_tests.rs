@@ -71,6 +71,29 @@ fn ids_are_deterministic_uuids() {
     assert_ne!(event_uuid(None, "{\"a\":1}"), event_uuid(None, "{\"a\":2}"));
 }
 
+/// The SHA-instruction hasher makes the very ids uuid's own v5 makes (ids are stable
+/// across versions: dedup state keys on them).
+#[test]
+fn ids_are_the_uuid_crates_v5() {
+    let ns = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:trailwatch:cloudtrail:eventID");
+    assert_eq!(*EVENT_NAMESPACE, ns);
+    let long = "x".repeat(1000);
+    for name in [
+        "",
+        "3fcfb182-98f8-4744-bd45-10a395ab61cb",
+        "é\u{1f600}",
+        long.as_str(),
+    ] {
+        let want = Uuid::new_v5(&ns, name.as_bytes()).hyphenated().to_string();
+        assert_eq!(event_uuid(Some(name), "{}"), want, "{name:?}");
+    }
+    let kind = Uuid::new_v5(&ns, b"config");
+    assert_eq!(
+        derived_uuid("config", "rule/r1"),
+        Uuid::new_v5(&kind, b"rule/r1").hyphenated().to_string()
+    );
+}
+
 #[test]
 fn strings_are_escaped_in_the_envelope() {
     let mut s = String::new();

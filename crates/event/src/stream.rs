@@ -43,7 +43,7 @@ pub(crate) enum SkipKind {
 /// Receives what the scanner finds.
 pub(crate) trait StreamSink {
     /// One complete record or top-level document, as bytes.
-    fn value(&mut self, text: &[u8], index: u64, pos: Pos);
+    fn value(&mut self, text: &[u8], index: u64, pos: Pos, scanned: Scanned);
     /// Something that could not be read.
     fn skip(&mut self, index: Option<u64>, pos: Pos, reason: SkipReason, kind: SkipKind);
 }
@@ -97,6 +97,48 @@ pub(crate) struct Scanned {
     pub oversize: bool,
     /// Nested deeper than the cap: not copied.
     pub too_deep: bool,
+    /// Saw `\u` or `"userIdentity.` in the bytes: the value may reach
+    /// `userIdentity.type` other than through its `userIdentity` member. Got while framing,
+    /// which looks at every quote and backslash anyway.
+    may_alias: bool,
+    /// A candidate for either was cut by the end of the buffer (or a backslash stood
+    /// outside a string), so [`Scanned::may_alias`] cannot tell.
+    alias_unsure: bool,
+}
+
+impl Scanned {
+    /// The verdict of [`crate::known::may_alias_user_identity_type`] on the value's bytes,
+    /// when framing could tell it exactly.
+    pub(crate) fn may_alias(&self) -> Option<bool> {
+        (!self.alias_unsure).then_some(self.may_alias)
+    }
+
+    /// Notes the bytes after a `"`: whether they start `userIdentity.`. Runs for every
+    /// quote, so the common case (another first byte) is one comparison, inline.
+    #[inline(always)]
+    fn after_quote(&mut self, rest: &[u8]) {
+        if matches!(rest.first(), Some(b'u') | None) {
+            self.after_quote_u(rest);
+        }
+    }
+
+    #[inline(never)]
+    fn after_quote_u(&mut self, rest: &[u8]) {
+        const USER_IDENTITY_DOT: &[u8] = b"userIdentity.";
+        if rest.len() >= USER_IDENTITY_DOT.len() {
+            self.may_alias |= rest.starts_with(USER_IDENTITY_DOT);
+        } else {
+            self.alias_unsure |= USER_IDENTITY_DOT.starts_with(rest);
+        }
+    }
+
+    /// Notes the byte after an escaped backslash: `\\u` holds `\u` too.
+    fn after_backslash(&mut self, rest: &[u8]) {
+        match rest.first() {
+            Some(&b) => self.may_alias |= b == b'u',
+            None => self.alias_unsure = true,
+        }
+    }
 }
 
 /// The deepest bracket nesting in a JSON text (strings skipped), for texts that did not come
@@ -338,6 +380,12 @@ impl<R: Read> Input<R> {
             while i < chunk.len() {
                 if escaped {
                     escaped = false;
+                    match chunk[i] {
+                        b'u' => seen.may_alias = true,
+                        b'"' => seen.after_quote(&chunk[i + 1..]),
+                        b'\\' => seen.after_backslash(&chunk[i + 1..]),
+                        _ => {}
+                    }
                     i += 1;
                     continue;
                 }
@@ -351,6 +399,7 @@ impl<R: Read> Input<R> {
                             if chunk[i] == b'\\' {
                                 escaped = true;
                             } else {
+                                seen.after_quote(&chunk[i + 1..]);
                                 in_string = false;
                                 if depth == 0 {
                                     i += 1;
@@ -364,7 +413,12 @@ impl<R: Read> Input<R> {
                     continue;
                 }
                 match chunk[i] {
-                    b'"' => in_string = true,
+                    b'"' => {
+                        in_string = true;
+                        seen.after_quote(&chunk[i + 1..]);
+                    }
+                    // Not JSON; the parser rejects it. Leave the verdict to a text search.
+                    b'\\' => seen.alias_unsure = true,
                     c @ (b'{' | b'[') => {
                         depth += 1;
                         if depth > max_depth {
@@ -550,7 +604,7 @@ fn deliver(sink: &mut dyn StreamSink, buf: &[u8], s: Scanned, index: u64, pos: P
     } else if s.too_deep {
         sink.skip(Some(index), pos, SkipReason::TooDeep, SkipKind::Record);
     } else {
-        sink.value(buf, index, pos);
+        sink.value(buf, index, pos, s);
     }
 }
 
@@ -714,6 +768,57 @@ mod tests {
         for i in 0..256 {
             let plain = all[i..].iter().position(|&b| b == b'"' || b == b'\\');
             assert_eq!(find_quote_or_backslash(&all[i..]), plain);
+        }
+    }
+
+    /// Hands out at most `step` bytes per read, to cut values at every position.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// Framing's alias verdict is the text search's, exactly, wherever reads cut the value;
+    /// when a cut hides the answer it says so instead of guessing.
+    #[test]
+    fn framing_tells_aliases_as_the_text_search_does() {
+        let texts: &[&[u8]] = &[
+            br#"{"userIdentity":{"type":"Root"},"eventName":"x"}"#,
+            br#"{"userIdentity.type":"Root"}"#,
+            br#"{"a":"userIdentity.type"}"#,
+            br#"{"a":"\"userIdentity.type"}"#,
+            br#"{"a":"\\u0041"}"#,
+            br#"{"a":"\u0041"}"#,
+            br#"{"a":"\\\"","userIdentity":1}"#,
+            br#"{"a":"x\\","b":"u"}"#,
+            br#"{"a":"userIdentity","b":"userIdentityX"}"#,
+            br#"{"userIdentit":{"y.type":1}}"#,
+            br#"["userIdentity.",{"b":"\n\t\\"}]"#,
+        ];
+        for text in texts {
+            let want = crate::known::may_alias_user_identity_type(
+                std::str::from_utf8(text).expect("utf-8"),
+            );
+            for step in (1..=text.len()).rev() {
+                let mut input = Input::new(Trickle { bytes: text, step }, 0);
+                let mut out = Vec::new();
+                let scanned = input.read_value(&mut out, usize::MAX, 64).expect("frames");
+                assert_eq!(out, *text);
+                let got = scanned.may_alias();
+                if step == text.len() {
+                    assert_eq!(got, Some(want), "{}", text.escape_ascii());
+                } else if let Some(got) = got {
+                    assert_eq!(got, want, "{} cut every {step}", text.escape_ascii());
+                }
+            }
         }
     }
 

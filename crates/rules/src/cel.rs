@@ -54,6 +54,16 @@ impl CelExpr {
         })
     }
 
+    /// The top-level members of `var` the expression reads (`None`: it uses it whole).
+    pub(crate) fn members_read(&self, var: &str) -> crate::cel_uses::Members {
+        crate::cel_uses::members_read(&self.source, var)
+    }
+
+    /// Whether the expression mentions the variable `var` at all.
+    pub(crate) fn mentions(&self, var: &str) -> bool {
+        self.program.references().has_variable(var)
+    }
+
     /// Evaluates to a value.
     pub fn eval(&self, ctx: &Context<'_>) -> Result<Value, String> {
         self.program.execute(ctx).map_err(|e| e.to_string())

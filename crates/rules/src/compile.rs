@@ -2,6 +2,7 @@
 //! single pattern matcher. Every problem in every rule is reported, with file and line.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use cel_interpreter::Context;
 use serde_saphyr::Spanned;
@@ -66,6 +67,10 @@ pub struct Rule {
     pub(crate) resources: usize,
     pub(crate) has_body: bool,
     pub(crate) remediation: Option<crate::remediate::Workflow>,
+    /// The `record` members the rule's CEL reads (`None`: the whole record), so a matched
+    /// event converts only those; and whether its CEL mentions `event` at all.
+    pub(crate) record_members: crate::cel_uses::Members,
+    pub(crate) uses_event: bool,
     /// Embedded test cases.
     pub tests: Vec<TestCase>,
     /// The rule's own YAML, padded to keep line numbers (to recompile it alone).
@@ -82,6 +87,36 @@ pub struct TestCase {
 }
 
 impl Rule {
+    /// Every CEL expression of the rule.
+    fn cel_exprs(&self) -> impl Iterator<Item = &CelExpr> {
+        self.lets
+            .iter()
+            .map(|(_, e)| e)
+            .chain(&self.where_)
+            .chain(self.severity_if.iter().map(|(e, _)| e))
+            .chain(self.threshold.iter().flat_map(|(_, g)| g))
+            .chain(self.dedup.iter().flat_map(|(_, k)| k))
+            .chain(
+                self.remediation
+                    .iter()
+                    .flat_map(|w| w.conditions())
+                    .flatten(),
+            )
+    }
+
+    /// Works out [`Rule::record_members`] and [`Rule::uses_event`] from the expressions.
+    fn note_cel_uses(mut self) -> Rule {
+        let mut members = Some(Default::default());
+        let mut uses_event = false;
+        for e in self.cel_exprs() {
+            members = crate::cel_uses::union(members, e.members_read("record"));
+            uses_event |= e.mentions("event");
+        }
+        self.record_members = members;
+        self.uses_event = uses_event;
+        self
+    }
+
     /// Whether the rule keeps state (a threshold or dedup window) in the gate.
     pub fn is_stateful(&self) -> bool {
         self.threshold.is_some() || self.dedup.is_some()
@@ -110,11 +145,18 @@ impl Rule {
 
 /// Compiled rules and one pattern matcher for all of them. `Send + Sync`: share it.
 pub struct RuleSet {
-    pub(crate) rules: Vec<Rule>,
+    /// Shared with deferred alerts, which render after the gate has passed them.
+    pub(crate) rules: Arc<[Rule]>,
     pub(crate) matcher: Matcher<usize>,
     /// Rules out, from the fields the decoder already knows, events no pattern can match.
     pub(crate) screen: trailwatch_pattern::Screen,
     pub(crate) root: Context<'static>,
+    /// What rendering an alert needs besides the rule, shared with deferred alerts.
+    pub(crate) kit: Arc<RenderKit>,
+}
+
+/// The templates and what they see beside the event: account aliases and `config`.
+pub(crate) struct RenderKit {
     pub(crate) templates: Templates,
     pub(crate) accounts: BTreeMap<String, String>,
     /// `config` for templates, converted once.
@@ -282,15 +324,17 @@ impl RuleSet {
         }
         let screen = matcher.screen(&trailwatch_event::KNOWN_FIELDS);
         Ok(RuleSet {
-            rules,
+            rules: rules.into(),
             matcher,
             screen,
             root: root_context(config),
-            templates,
-            accounts: config.accounts.clone(),
-            config_tpl: minijinja::Value::from(minijinja::value::Serde(crate::cel::config_json(
-                config,
-            ))),
+            kit: Arc::new(RenderKit {
+                templates,
+                accounts: config.accounts.clone(),
+                config_tpl: minijinja::Value::from(minijinja::value::Serde(
+                    crate::cel::config_json(config),
+                )),
+            }),
         })
     }
 
@@ -588,39 +632,44 @@ fn compile_rule(
     }
     let enabled = config.rule_enabled(&id, raw.enabled.unwrap_or(true));
     let severity_override = config.rules.severity.get(&id).copied();
-    Some(Rule {
-        id,
-        title: raw.title,
-        description: raw.description,
-        severity: severity_override.unwrap_or(base),
-        tags: raw.tags,
-        runbook: raw.runbook,
-        origin: errs.origin.to_owned(),
-        line: pos_of(&raw.id).line,
-        enabled,
-        pattern: raw.match_.value,
-        pattern_pos,
-        severity_if,
-        severity_override,
-        lets,
-        where_,
-        for_each,
-        once_when_empty,
-        suppress,
-        threshold,
-        dedup,
-        fields,
-        resources: raw.alert.value.resources.len(),
-        has_body: raw.alert.value.body.is_some(),
-        remediation,
-        tests: raw
-            .tests
-            .into_iter()
-            .map(|t| TestCase {
-                pos: pos_of(&t),
-                raw: t.value,
-            })
-            .collect(),
-        source: source.to_owned(),
-    })
+    Some(
+        Rule {
+            id,
+            title: raw.title,
+            description: raw.description,
+            severity: severity_override.unwrap_or(base),
+            tags: raw.tags,
+            runbook: raw.runbook,
+            origin: errs.origin.to_owned(),
+            line: pos_of(&raw.id).line,
+            enabled,
+            pattern: raw.match_.value,
+            pattern_pos,
+            severity_if,
+            severity_override,
+            lets,
+            where_,
+            for_each,
+            once_when_empty,
+            suppress,
+            threshold,
+            dedup,
+            fields,
+            resources: raw.alert.value.resources.len(),
+            has_body: raw.alert.value.body.is_some(),
+            remediation,
+            record_members: None,
+            uses_event: true,
+            tests: raw
+                .tests
+                .into_iter()
+                .map(|t| TestCase {
+                    pos: pos_of(&t),
+                    raw: t.value,
+                })
+                .collect(),
+            source: source.to_owned(),
+        }
+        .note_cel_uses(),
+    )
 }

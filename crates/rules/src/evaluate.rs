@@ -3,15 +3,18 @@
 //! rendered into candidate alerts.
 
 use std::cell::OnceCell;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use cel_interpreter::Value as CelValue;
+use cel_interpreter::objects::Key as CelKey;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trailwatch_alert::{Alert, AlertOrigin, Principal, Severity, console_url};
 use trailwatch_event::Event;
 
 use crate::cel::{to_cel, to_json, to_key_string};
-use crate::compile::{Rule, RuleSet};
+use crate::compile::{RenderKit, Rule, RuleSet};
 use crate::for_each::expand;
 use crate::suppress::Subject;
 
@@ -67,10 +70,10 @@ pub struct EvalScratch {
 }
 
 /// An alert that still has to pass the stateful gate (threshold and dedup).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Candidate {
-    /// The alert as it will be sent.
-    pub alert: Alert,
+    /// The alert as it will be sent, rendered now or once the gate passes it.
+    pub alert: PendingAlert,
     /// Index of the rule in [`RuleSet::rules`].
     pub rule_index: usize,
     /// The event's time (`eventTime`), used by windows.
@@ -81,15 +84,132 @@ pub struct Candidate {
     pub dedup: Option<String>,
 }
 
+impl Candidate {
+    /// The alert's `event_time` (as the record gives it).
+    pub fn event_time(&self) -> &str {
+        match &self.alert {
+            PendingAlert::Ready(a) => &a.event_time,
+            PendingAlert::Deferred(d) => &d.event_time,
+        }
+    }
+
+    /// The alert's `event_id`.
+    pub fn event_id(&self) -> &str {
+        match &self.alert {
+            PendingAlert::Ready(a) => &a.event_id,
+            PendingAlert::Deferred(d) => &d.event_id,
+        }
+    }
+
+    /// The alert's rule id.
+    pub fn rule_id(&self) -> &str {
+        match &self.alert {
+            PendingAlert::Ready(a) => &a.rule_id,
+            PendingAlert::Deferred(d) => d.rules.get(d.rule_index).map_or("", |r| &r.id),
+        }
+    }
+
+    /// The alert's idempotency key.
+    pub fn dedup_key(&self) -> &str {
+        match &self.alert {
+            PendingAlert::Ready(a) => &a.dedup_key,
+            PendingAlert::Deferred(d) => &d.dedup_key,
+        }
+    }
+
+    /// The alert, rendered if it was not yet.
+    pub fn into_alert(self) -> Alert {
+        self.alert.into_alert()
+    }
+}
+
+/// A candidate's alert. Rules with a threshold or dedup window defer rendering to the gate:
+/// most of their candidates are only counted or folded there, and rendering is most of
+/// what a matched event costs. A deferred alert renders exactly as it would have at once.
+// Rendered alerts are the common case and were inline before; boxing them would allocate
+// once more per candidate.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum PendingAlert {
+    /// Rendered.
+    Ready(Alert),
+    /// What rendering needs, kept until the gate passes the candidate.
+    Deferred(Box<DeferredAlert>),
+}
+
+impl PendingAlert {
+    /// The alert, rendering it now if it was deferred.
+    pub fn into_alert(self) -> Alert {
+        match self {
+            PendingAlert::Ready(a) => a,
+            PendingAlert::Deferred(d) => d.render(),
+        }
+    }
+}
+
+/// The inputs of a deferred render: the event and what the rule bound for this item.
+#[derive(Clone)]
+pub struct DeferredAlert {
+    rules: Arc<[Rule]>,
+    kit: Arc<RenderKit>,
+    rule_index: usize,
+    event: Event,
+    severity: Severity,
+    item: Value,
+    vars: Vec<(String, Value)>,
+    steps_on: Vec<bool>,
+    event_id: String,
+    event_time: String,
+    dedup_key: String,
+}
+
+impl std::fmt::Debug for DeferredAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredAlert")
+            .field("rule_index", &self.rule_index)
+            .field("event_id", &self.event_id)
+            .field("dedup_key", &self.dedup_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeferredAlert {
+    fn render(self) -> Alert {
+        // (The index came from these very rules.)
+        let rule = &self.rules[self.rule_index];
+        let facts = Facts::new(&self.event);
+        let bound = Bound {
+            item: &self.item,
+            vars: &self.vars,
+            steps_on: &self.steps_on,
+        };
+        let mut alert = self
+            .kit
+            .render(rule, &self.event, &facts, self.severity, &bound);
+        alert.dedup_key = self.dedup_key;
+        alert
+    }
+}
+
+/// An alert's idempotency key before repeats within one event are numbered.
+fn base_dedup_key(rule_id: &str, event_id: &str, item: &Value) -> String {
+    let item_text = if item.is_null() {
+        String::new()
+    } else {
+        item.to_string()
+    };
+    format!("{rule_id}:{}", fnv64(&[event_id, &item_text]))
+}
+
 fn s(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// Who made the call, from `userIdentity`.
 pub fn principal_of(record: &Value) -> Principal {
-    let ui = record.get("userIdentity").cloned().unwrap_or(Value::Null);
-    let kind = s(&ui, "type").unwrap_or_default();
-    let arn = s(&ui, "arn");
+    let ui = record.get("userIdentity").unwrap_or(&Value::Null);
+    let kind = s(ui, "type").unwrap_or_default();
+    let arn = s(ui, "arn");
     let issuer = ui
         .pointer("/sessionContext/sessionIssuer/userName")
         .and_then(Value::as_str);
@@ -99,20 +219,20 @@ pub fn principal_of(record: &Value) -> Principal {
         .filter(|_| kind == "AssumedRole");
     let name = match kind.as_str() {
         "Root" => "root".to_owned(),
-        "IAMUser" => s(&ui, "userName").unwrap_or_default(),
+        "IAMUser" => s(ui, "userName").unwrap_or_default(),
         "AssumedRole" => match (issuer, session) {
             (Some(i), Some(sn)) => format!("{i}/{sn}"),
             (Some(i), None) => i.to_owned(),
             (None, _) => arn.clone().unwrap_or_default(),
         },
-        "AWSService" => s(&ui, "invokedBy").unwrap_or_else(|| "AWS service".to_owned()),
+        "AWSService" => s(ui, "invokedBy").unwrap_or_else(|| "AWS service".to_owned()),
         "FederatedUser" => issuer
             .map(str::to_owned)
-            .or_else(|| s(&ui, "principalId"))
+            .or_else(|| s(ui, "principalId"))
             .unwrap_or_default(),
-        _ => s(&ui, "userName")
+        _ => s(ui, "userName")
             .or_else(|| issuer.map(str::to_owned))
-            .or_else(|| s(&ui, "principalId"))
+            .or_else(|| s(ui, "principalId"))
             .or_else(|| {
                 record
                     .pointer("/additionalEventData/UserName")
@@ -125,8 +245,8 @@ pub fn principal_of(record: &Value) -> Principal {
         kind,
         arn,
         name,
-        account_id: s(&ui, "accountId"),
-        access_key_id: s(&ui, "accessKeyId").filter(|k| !k.is_empty()),
+        account_id: s(ui, "accountId"),
+        access_key_id: s(ui, "accessKeyId").filter(|k| !k.is_empty()),
     }
 }
 
@@ -288,6 +408,25 @@ impl Facts {
         self.record_cel.get_or_init(|| to_cel(self.record()))
     }
 
+    /// `record` as a CEL value with just `members` (all of it for `None`). A rule's CEL
+    /// reads nothing else (see `cel_uses`), and most read one or two members: converting
+    /// only those is most of the saving on events whose rule only counts them.
+    fn record_cel_reading(&self, members: Option<&BTreeSet<String>>) -> CelValue {
+        let (Some(members), Value::Object(record), None) =
+            (members, self.record(), self.record_cel.get())
+        else {
+            return self.record_cel().clone();
+        };
+        let map: HashMap<CelKey, CelValue> = members
+            .iter()
+            .filter_map(|name| {
+                let value = record.get(name)?;
+                Some((CelKey::String(Arc::new(name.clone())), to_cel(value)))
+            })
+            .collect();
+        CelValue::Map(cel_interpreter::objects::Map { map: Arc::new(map) })
+    }
+
     fn envelope_cel(&self) -> &CelValue {
         self.envelope_cel
             .get_or_init(|| envelope_to_cel(&self.envelope, self.record_cel()))
@@ -390,10 +529,13 @@ impl RuleSet {
         }
         scratch.items_dropped += dropped as u64;
         let mut keys_seen: Vec<String> = Vec::new();
+        let record_cel = f.record_cel_reading(rule.record_members.as_ref());
         for combo in combos {
             let mut ctx = self.root.new_inner_scope();
-            ctx.add_variable_from_value("record", f.record_cel().clone());
-            ctx.add_variable_from_value("event", f.envelope_cel().clone());
+            ctx.add_variable_from_value("record", record_cel.clone());
+            if rule.uses_event {
+                ctx.add_variable_from_value("event", f.envelope_cel().clone());
+            }
             let item = combo.last().map(|(_, v)| v.clone()).unwrap_or(Value::Null);
             // (With `when_empty: once` every binding is null.)
             ctx.add_variable_from_value("item", to_cel(&item));
@@ -464,21 +606,40 @@ impl RuleSet {
                 .flat_map(|w| w.conditions())
                 .map(|when| when.is_none_or(|c| c.eval_bool(&ctx).unwrap_or(false)))
                 .collect();
-            let bound = Bound {
-                item: &item,
-                vars: &vars,
-                steps_on: &steps_on,
-            };
-            let mut alert = self.render(rule, event, f, severity, &bound);
             // Two items of one event can look alike (the same range in two permissions):
             // number repeats so every alert keeps its own idempotency key.
-            let base = alert.dedup_key.clone();
+            let base = base_dedup_key(&rule.id, &f.event_id, &item);
+            let mut dedup_key = base.clone();
             let mut n = 1;
-            while keys_seen.contains(&alert.dedup_key) {
+            while keys_seen.contains(&dedup_key) {
                 n += 1;
-                alert.dedup_key = format!("{base}#{n}");
+                dedup_key = format!("{base}#{n}");
             }
-            keys_seen.push(alert.dedup_key.clone());
+            keys_seen.push(dedup_key.clone());
+            let alert = if rule.is_stateful() {
+                PendingAlert::Deferred(Box::new(DeferredAlert {
+                    rules: self.rules.clone(),
+                    kit: self.kit.clone(),
+                    rule_index: index,
+                    event: event.clone(),
+                    severity,
+                    item,
+                    vars,
+                    steps_on,
+                    event_id: f.event_id.clone(),
+                    event_time: f.event_time.clone(),
+                    dedup_key,
+                }))
+            } else {
+                let bound = Bound {
+                    item: &item,
+                    vars: &vars,
+                    steps_on: &steps_on,
+                };
+                let mut alert = self.kit.render(rule, event, f, severity, &bound);
+                alert.dedup_key = dedup_key;
+                PendingAlert::Ready(alert)
+            };
             out.push(Candidate {
                 alert,
                 rule_index: index,
@@ -488,7 +649,9 @@ impl RuleSet {
             });
         }
     }
+}
 
+impl RenderKit {
     fn render(
         &self,
         rule: &Rule,
@@ -564,7 +727,6 @@ impl RuleSet {
             facts
         };
         let item_opt = (!item.is_null()).then(|| item.clone());
-        let item_text = item_opt.as_ref().map(Value::to_string).unwrap_or_default();
         let prov = event.provenance();
         Alert {
             rule_id: rule.id.clone(),
@@ -587,7 +749,7 @@ impl RuleSet {
             runbook: rule.runbook.clone(),
             fields,
             item: item_opt,
-            dedup_key: format!("{}:{}", rule.id, fnv64(&[&f.event_id, &item_text])),
+            dedup_key: base_dedup_key(&rule.id, &f.event_id, item),
             remediation,
             repeats: 0,
             origin: AlertOrigin {
@@ -701,5 +863,113 @@ mod tests {
             json!({"type": "AWSService", "invokedBy": "config.amazonaws.com"}),
             "config.amazonaws.com",
         );
+    }
+
+    /// A stateful rule's alerts render only when the gate passes them. They must come out
+    /// exactly as the same rule without state renders them at once: items, lets,
+    /// `severity_if`, fields, resources, the remediation plan and numbered dedup keys.
+    #[test]
+    fn a_deferred_alert_renders_as_it_would_at_once() {
+        let id = "ec2-security-group-ingress-open-to-world";
+        let source = crate::builtin_sources()
+            .into_iter()
+            .find(|s| s.origin == format!("builtin:{id}.yaml"))
+            .expect("built-in rule");
+        let stateful = crate::RuleSource::new(
+            "stateful.yaml",
+            format!(
+                "{}\ndedup:\n  key: [record.eventID]\n  window: 1h\n",
+                source.text
+            ),
+        );
+        let config = trailwatch_config::Config::default();
+        let at_once = RuleSet::compile(&[source], &config).expect("rule compiles");
+        let deferred = RuleSet::compile(&[stateful], &config).expect("rule compiles");
+        let open = json!({"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0", "description": "ssh"}]},
+            "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}});
+        let record = json!({
+            "eventVersion": "1.08", "eventTime": "2024-03-04T05:06:07Z",
+            "eventSource": "ec2.amazonaws.com", "eventName": "AuthorizeSecurityGroupIngress",
+            "awsRegion": "eu-west-1", "recipientAccountId": "123456789012",
+            "eventID": "0f0e0d0c-0000-4000-8000-000000000001", "eventType": "AwsApiCall",
+            "sourceIPAddress": "203.0.113.9", "userAgent": "aws-cli/2",
+            "userIdentity": {"type": "IAMUser", "userName": "bob", "accountId": "123456789012",
+                "arn": "arn:aws:iam::123456789012:user/bob"},
+            // The same permission twice: alike items get numbered keys.
+            "requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [open, open]}}
+        });
+        let event = crate::testing::event_from_value(&record, "t.json").expect("event");
+        let mut scratch = EvalScratch::default();
+        let now: Vec<Alert> = at_once
+            .evaluate(&event, &mut scratch)
+            .into_iter()
+            .map(|c| match c.alert {
+                PendingAlert::Ready(a) => a,
+                PendingAlert::Deferred(_) => panic!("a rule without state renders at once"),
+            })
+            .collect();
+        let later: Vec<Candidate> = deferred.evaluate(&event, &mut scratch);
+        assert_eq!(now.len(), 4, "two permissions, two ranges each");
+        assert_eq!(later.len(), now.len());
+        for (c, a) in later.into_iter().zip(&now) {
+            assert!(matches!(c.alert, PendingAlert::Deferred(_)));
+            assert_eq!(
+                (c.event_time(), c.event_id(), c.rule_id(), c.dedup_key()),
+                (&*a.event_time, &*a.event_id, &*a.rule_id, &*a.dedup_key)
+            );
+            assert_eq!(&c.into_alert(), a);
+        }
+        assert!(now.iter().any(|a| a.dedup_key.ends_with("#2")));
+        assert!(now.iter().all(|a| a.remediation.is_some()));
+    }
+
+    /// Reading only the record members a rule's CEL names gives the very candidates that
+    /// converting the whole record gives: over every real event in ../shared, with the
+    /// built-in pack.
+    #[test]
+    fn converting_only_the_members_read_changes_no_outcome() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/cloudtrail");
+        if !dir.is_dir() {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        }
+        let config = trailwatch_config::Config::default();
+        let projected = RuleSet::compile(&crate::builtin_sources(), &config).expect("pack");
+        assert!(
+            projected.rules.iter().any(|r| r.record_members.is_some()),
+            "some built-in rule reads only some members"
+        );
+        let mut whole = RuleSet::compile(&crate::builtin_sources(), &config).expect("pack");
+        for rule in Arc::get_mut(&mut whole.rules).expect("not shared yet") {
+            rule.record_members = None;
+            rule.uses_event = true;
+        }
+        let mut files = Vec::new();
+        files_under(&dir, &mut files);
+        let limits = trailwatch_event::Limits::default();
+        let mut scratch = EvalScratch::default();
+        let mut candidates = 0;
+        for file in &files {
+            let bytes = std::fs::read(file).expect("readable");
+            let (items, _) =
+                trailwatch_event::decode_slice(&bytes, &file.display().to_string(), &limits);
+            for item in items {
+                let trailwatch_event::Item::Event(event) = item else {
+                    continue;
+                };
+                let outcome = |set: &RuleSet, scratch: &mut EvalScratch| {
+                    set.evaluate(&event, scratch)
+                        .into_iter()
+                        .map(|c| (c.groups.clone(), c.dedup.clone(), c.into_alert()))
+                        .collect::<Vec<_>>()
+                };
+                let a = outcome(&projected, &mut scratch);
+                assert_eq!(a, outcome(&whole, &mut scratch), "{}", event.provenance());
+                candidates += a.len();
+            }
+        }
+        assert!(candidates > 50, "only {candidates} candidates");
     }
 }

@@ -98,10 +98,12 @@ impl Gate {
         let mut out = self.expire(watermark, now);
         let Some(rule) = self.rules.get(candidate.rule_index).cloned() else {
             self.stats.passed += 1;
-            out.push(candidate.alert);
+            out.push(candidate.into_alert());
             return out;
         };
-        let mut alert = candidate.alert;
+        // What a fired threshold adds to the alert; the alert is rendered only once the
+        // candidate is known to pass.
+        let mut fired_threshold: Option<(u64, String, Duration)> = None;
         if let Some(spec) = rule.threshold {
             let mut fired: Option<(u64, String)> = None;
             let mut late = false;
@@ -135,15 +137,7 @@ impl Gate {
                 }
             }
             match fired {
-                Some((n, group)) => {
-                    alert.title =
-                        format!("{} ({n} in {})", alert.title, format_duration(spec.window));
-                    alert.fields.insert("threshold_count".into(), n.to_string());
-                    alert.fields.insert("threshold_group".into(), group);
-                    alert
-                        .fields
-                        .insert("threshold_window".into(), format_duration(spec.window));
-                }
+                Some((n, group)) => fired_threshold = Some((n, group, spec.window)),
                 None => {
                     if late {
                         self.stats.late += 1;
@@ -154,15 +148,18 @@ impl Gate {
                 }
             }
         }
-        if let (Some(spec), Some(key)) = (rule.dedup, candidate.dedup.as_ref()) {
-            let skey = format!("d\u{1f}{}\u{1f}{key}", rule.id);
-            match self.state.get(&skey) {
-                Some(Entry::Dedup(mut e)) if e.covers(&spec, time) => {
+        let dedup = rule
+            .dedup
+            .zip(candidate.dedup.clone())
+            .map(|(spec, key)| (spec, format!("d\u{1f}{}\u{1f}{key}", rule.id)));
+        if let Some((spec, skey)) = &dedup {
+            match self.state.get(skey) {
+                Some(Entry::Dedup(mut e)) if e.covers(spec, time) => {
                     e.repeats += 1;
                     e.last_time = e.last_time.max(time);
-                    let exp = e.expires(&spec);
+                    let exp = e.expires(spec);
                     self.state.put(
-                        &skey,
+                        skey,
                         Entry::Dedup(e),
                         Expiry {
                             event_time: exp,
@@ -178,6 +175,18 @@ impl Gate {
                 }
                 _ => {}
             }
+        }
+        // The candidate passes: only now is its alert rendered.
+        let mut alert = candidate.into_alert();
+        if let Some((n, group, window)) = fired_threshold {
+            alert.title = format!("{} ({n} in {})", alert.title, format_duration(window));
+            alert.fields.insert("threshold_count".into(), n.to_string());
+            alert.fields.insert("threshold_group".into(), group);
+            alert
+                .fields
+                .insert("threshold_window".into(), format_duration(window));
+        }
+        if let Some((spec, skey)) = dedup {
             let e = DedupEntry {
                 first: alert.clone(),
                 first_time: time,

@@ -23,6 +23,7 @@
 
 pub mod catalog;
 pub mod cel;
+mod cel_uses;
 pub mod clock;
 pub mod compile;
 pub mod error;
@@ -41,7 +42,7 @@ pub mod window;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{Rule, RuleSet, TestCase};
 pub use error::{RuleError, RuleErrorKind, RuleErrors};
-pub use evaluate::{Candidate, EvalScratch};
+pub use evaluate::{Candidate, DeferredAlert, EvalScratch, PendingAlert};
 pub use gate::{Gate, GateStats};
 pub use state::{Entry, Expiry, MemoryState, StateError, StateStore};
 

@@ -183,7 +183,7 @@ pub fn run_events(set: &RuleSet, rule_id: &str, events: &[Event]) -> Result<Vec<
             clock.set(ev.meta().time);
         }
         for c in set.evaluate(ev, &mut scratch) {
-            if c.alert.rule_id == rule_id {
+            if c.rule_id() == rule_id {
                 out.extend(gate.admit(c));
             }
         }

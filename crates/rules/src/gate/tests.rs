@@ -11,7 +11,7 @@ use trailwatch_config::Config;
 use super::*;
 use crate::clock::ManualClock;
 use crate::state::MemoryState;
-use crate::{Candidate, RuleSet, RuleSource};
+use crate::{Candidate, PendingAlert, RuleSet, RuleSource};
 
 fn t(s: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_722_470_400 + s, 0).unwrap_or_default()
@@ -56,7 +56,7 @@ fn alert(i: usize) -> Alert {
 
 fn candidate(i: usize, time: DateTime<Utc>, group: &str) -> Candidate {
     Candidate {
-        alert: alert(i),
+        alert: PendingAlert::Ready(alert(i)),
         rule_index: 0,
         time,
         groups: vec![group.to_owned()],

@@ -1,6 +1,7 @@
 //! Tests for the runner, and for rule errors naming file, line and reason.
 
 use super::*;
+use crate::Candidate;
 
 const SG_RULE: &str = r#"
 id: sg-open
@@ -197,7 +198,10 @@ fn builtin_alerts(config_yaml: &str, record: serde_json::Value) -> Vec<(String, 
     let mut out: Vec<(String, String)> = set
         .evaluate(&event, &mut scratch)
         .into_iter()
-        .map(|c| (c.alert.rule_id, c.alert.severity.to_string()))
+        .map(|c| {
+            let a = c.into_alert();
+            (a.rule_id, a.severity.to_string())
+        })
         .collect();
     out.sort();
     out
@@ -290,8 +294,8 @@ fn alike_items_keep_distinct_dedup_keys() {
     let keys: Vec<String> = set
         .evaluate(&event, &mut EvalScratch::default())
         .into_iter()
-        .filter(|c| c.alert.rule_id == "ec2-security-group-ingress-open-to-world")
-        .map(|c| c.alert.dedup_key)
+        .filter(|c| c.rule_id() == "ec2-security-group-ingress-open-to-world")
+        .map(|c| c.dedup_key().to_owned())
         .collect();
     assert_eq!(keys.len(), 2);
     assert_ne!(keys[0], keys[1]);
@@ -367,8 +371,12 @@ fn remediation_plans_start_dry_run_and_name_missing_params() {
         "requestParameters": {"bucketName": "b"}
     });
     let event = event_from_value(&record, "test").unwrap();
-    let alerts = set.evaluate(&event, &mut EvalScratch::default());
-    let plan = alerts[0].alert.remediation.as_ref().expect("a plan");
+    let alerts: Vec<_> = set
+        .evaluate(&event, &mut EvalScratch::default())
+        .into_iter()
+        .map(Candidate::into_alert)
+        .collect();
+    let plan = alerts[0].remediation.as_ref().expect("a plan");
     assert_eq!(plan.mode, "dry-run");
     assert_eq!(
         plan.steps.len(),
