@@ -147,7 +147,8 @@ pub fn inflate_whole(compressed: &[u8], limit: u64) -> Option<Pooled> {
     if memchr::memmem::find(&compressed[1..], &[0x1f, 0x8b, 0x08]).is_some() {
         return None;
     }
-    let mut out = Pooled::zeroed(isize as usize);
+    // Every byte is written: success below means libdeflate filled exactly `isize`.
+    let mut out = Pooled::sized(isize as usize);
     let got = WHOLE.with(|d| {
         #[allow(clippy::disallowed_methods)] // the one libdeflate call site, capped above
         d.borrow_mut().gzip_decompress(compressed, &mut out.0)
@@ -180,11 +181,13 @@ impl Pooled {
         Pooled(v)
     }
 
-    /// `len` zero bytes.
-    fn zeroed(len: usize) -> Pooled {
-        let mut b = Pooled::take();
-        b.0.resize(len, 0);
-        b
+    /// `len` bytes to be overwritten: a pooled buffer keeps its old bytes and only growth
+    /// is zeroed (clearing every file's whole output first was a pass of its own).
+    fn sized(len: usize) -> Pooled {
+        let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        v.truncate(len);
+        v.resize(len, 0);
+        Pooled(v)
     }
 }
 

@@ -170,7 +170,8 @@ pub(crate) fn nesting_depth(text: &[u8]) -> usize {
 }
 
 /// The first `"` or `\\` in `s`, eight bytes at a time: CloudTrail strings are short, and
-/// this beats a library call per string.
+/// this beats a library call per string (inline: it runs once per string).
+#[inline(always)]
 fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

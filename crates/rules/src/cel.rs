@@ -239,6 +239,13 @@ fn strings(v: &Value) -> Vec<String> {
 
 fn get_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
+        // A lookup needs an owned key (two allocations and a SipHash); small maps, such as
+        // most of a record's objects, are quicker to scan. Keys are unique: same answer.
+        Value::Map(m) if m.map.len() <= 16 => m
+            .map
+            .iter()
+            .find(|(k, _)| matches!(k, Key::String(s) if s.as_str() == key))
+            .map(|(_, v)| v),
         Value::Map(m) => m.map.get(&Key::String(Arc::new(key.to_owned()))),
         _ => None,
     }

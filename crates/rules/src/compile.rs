@@ -71,6 +71,10 @@ pub struct Rule {
     /// event converts only those; and whether its CEL mentions `event` at all.
     pub(crate) record_members: crate::cel_uses::Members,
     pub(crate) uses_event: bool,
+    /// The record members a matched event must parse for this rule: set only for rules
+    /// whose alerts render later (stateful), whose CEL reads some members and not `event`,
+    /// and whose `for_each` starts at record members. `None`: parse the whole event.
+    pub(crate) facts_members: crate::cel_uses::Members,
     /// Embedded test cases.
     pub tests: Vec<TestCase>,
     /// The rule's own YAML, padded to keep line numbers (to recompile it alone).
@@ -112,8 +116,21 @@ impl Rule {
             members = crate::cel_uses::union(members, e.members_read("record"));
             uses_event |= e.mentions("event");
         }
+        let mut facts = members
+            .clone()
+            .filter(|_| self.is_stateful() && !uses_event);
+        for path in self.for_each.iter().flat_map(|b| &b.paths) {
+            let first = match (path.root.as_str(), path.segments.first()) {
+                ("record", Some(first)) => Some([first.clone()].into()),
+                ("record" | "event", _) => None,
+                // Rooted at an earlier binding, itself rooted at the record.
+                _ => Some(Default::default()),
+            };
+            facts = crate::cel_uses::union(facts, first);
+        }
         self.record_members = members;
         self.uses_event = uses_event;
+        self.facts_members = facts;
         self
     }
 
@@ -660,6 +677,7 @@ fn compile_rule(
             remediation,
             record_members: None,
             uses_event: true,
+            facts_members: None,
             tests: raw
                 .tests
                 .into_iter()

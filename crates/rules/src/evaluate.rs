@@ -177,7 +177,7 @@ impl DeferredAlert {
     fn render(self) -> Alert {
         // (The index came from these very rules.)
         let rule = &self.rules[self.rule_index];
-        let facts = Facts::new(&self.event);
+        let facts = Facts::new(&self.event, None);
         let bound = Bound {
             item: &self.item,
             vars: &self.vars,
@@ -286,6 +286,67 @@ pub(crate) fn fnv64(parts: &[&str]) -> String {
     format!("{h:016x}")
 }
 
+/// The record members [`Facts::new`] reads (principal, time, account, region, caller).
+const FACT_MEMBERS: [&str; 7] = [
+    "userIdentity",
+    "additionalEventData",
+    "eventTime",
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+];
+
+/// The record with only the members in `keep` or [`FACT_MEMBERS`], the rest skipped
+/// unparsed (as a whole parse would, a repeated member keeps its last value). `None` when
+/// the text is not an object.
+fn partial_record(text: &str, keep: &BTreeSet<String>) -> Option<Value> {
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// A key, borrowed unless it had escapes.
+    struct Key<'a>(std::borrow::Cow<'a, str>);
+    impl<'de> de::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(v.into()))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(v.to_owned().into()))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    struct Members<'k>(&'k BTreeSet<String>);
+    impl<'de> Visitor<'de> for Members<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a record object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(Key(key)) = map.next_key()? {
+                if self.0.contains(key.as_ref()) || FACT_MEMBERS.contains(&key.as_ref()) {
+                    out.insert(key.into_owned(), map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Members(keep)).ok()
+}
+
 /// The per-event facts shared by every rule that matched it.
 struct Facts {
     /// The envelope, parsed once; the record is its `detail` (parsing the record apart
@@ -355,8 +416,13 @@ fn service_console_url(envelope: &Value, region: &str) -> String {
 }
 
 impl Facts {
-    fn new(event: &Event) -> Facts {
-        let envelope = event.to_value();
+    /// The facts of `event`. With `keep`, the envelope holds only `detail`, and that only
+    /// with the members in `keep` and those facts are read from ([`FACT_MEMBERS`]).
+    fn new(event: &Event, keep: Option<&BTreeSet<String>>) -> Facts {
+        let envelope = match keep.and_then(|keep| partial_record(event.detail(), keep)) {
+            Some(record) => Value::Object([("detail".to_owned(), record)].into_iter().collect()),
+            None => event.to_value(),
+        };
         let record = envelope.get("detail").unwrap_or(&Value::Null);
         let meta = event.meta();
         let principal = principal_of(record);
@@ -474,7 +540,11 @@ impl RuleSet {
             return Vec::new();
         }
         hits.sort_unstable();
-        let facts = Facts::new(event);
+        // Parse only what the matched rules read, when every one of them says what that is.
+        let keep = hits.iter().try_fold(BTreeSet::new(), |keep, &i| {
+            crate::cel_uses::union(Some(keep), self.rules.get(i)?.facts_members.clone())
+        });
+        let facts = Facts::new(event, keep.as_ref());
         let mut out = Vec::new();
         for &i in &hits {
             if let Some(rule) = self.rules.get(i) {
@@ -924,9 +994,9 @@ mod tests {
         assert!(now.iter().all(|a| a.remediation.is_some()));
     }
 
-    /// Reading only the record members a rule's CEL names gives the very candidates that
-    /// converting the whole record gives: over every real event in ../shared, with the
-    /// built-in pack.
+    /// Reading only the record members a rule's CEL names (and parsing only those, for
+    /// stateful rules) gives the very candidates that the whole record gives: over every
+    /// real event in ../shared, with the built-in pack.
     #[test]
     fn converting_only_the_members_read_changes_no_outcome() {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -941,10 +1011,15 @@ mod tests {
             projected.rules.iter().any(|r| r.record_members.is_some()),
             "some built-in rule reads only some members"
         );
+        let burst = projected
+            .rule("access-denied-burst")
+            .expect("built-in rule");
+        assert!(burst.facts_members.is_some(), "a threshold on userIdentity");
         let mut whole = RuleSet::compile(&crate::builtin_sources(), &config).expect("pack");
         for rule in Arc::get_mut(&mut whole.rules).expect("not shared yet") {
             rule.record_members = None;
             rule.uses_event = true;
+            rule.facts_members = None;
         }
         let mut files = Vec::new();
         files_under(&dir, &mut files);
