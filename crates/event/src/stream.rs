@@ -108,7 +108,7 @@ pub(crate) struct Scanned {
 
 impl Scanned {
     /// The verdict of [`crate::known::may_alias_user_identity_type`] on the value's bytes,
-    /// when framing could tell it exactly.
+    /// when framing could tell it (exactly, for any value that is JSON).
     pub(crate) fn may_alias(&self) -> Option<bool> {
         (!self.alias_unsure).then_some(self.may_alias)
     }
@@ -400,7 +400,8 @@ impl<R: Read> Input<R> {
                             if chunk[i] == b'\\' {
                                 escaped = true;
                             } else {
-                                seen.after_quote(&chunk[i + 1..]);
+                                // (No check after a closing quote: in JSON a `u` never
+                                // follows one, and texts that are not JSON are rejected.)
                                 in_string = false;
                                 if depth == 0 {
                                     i += 1;
@@ -819,6 +820,47 @@ mod tests {
                 } else if let Some(got) = got {
                     assert_eq!(got, want, "{} cut every {step}", text.escape_ascii());
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The same over generated JSON objects whose keys and strings are built from the
+        /// pieces that matter (quotes, backslashes, `u`, the dotted key).
+        #[test]
+        fn framing_alias_verdict_holds_on_generated_json(
+            members in proptest::collection::vec(
+                (
+                    proptest::collection::vec(0usize..8, 0..5),
+                    proptest::collection::vec(0usize..8, 0..5),
+                    proptest::bool::ANY,
+                ),
+                0..6,
+            ),
+            step in 1usize..40,
+        ) {
+            const PIECES: [&str; 8] =
+                ["userIdentity.", "userIdentity", "u", "\\\\", "\\\"", "\\u0041", "type", "x"];
+            let text = |ix: &[usize]| ix.iter().map(|&i| PIECES[i]).collect::<String>();
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v, nested)| {
+                    let value = if *nested {
+                        format!("{{\"{}\":[\"{}\"]}}", text(v), text(k))
+                    } else {
+                        format!("\"{}\"", text(v))
+                    };
+                    format!("\"{}\":{value}", text(k))
+                })
+                .collect();
+            let json = format!("{{{}}}", body.join(","));
+            proptest::prop_assume!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+            let want = crate::known::may_alias_user_identity_type(&json);
+            let mut input = Input::new(Trickle { bytes: json.as_bytes(), step }, 0);
+            let mut out = Vec::new();
+            let scanned = input.read_value(&mut out, usize::MAX, 64).expect("frames");
+            if let Some(got) = scanned.may_alias() {
+                proptest::prop_assert_eq!(got, want, "{}", json);
             }
         }
     }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use trailwatch_alert::Alert;
 use trailwatch_remediate::{JobStatus, RemediationConfig, Remediator, Store};
 use trailwatch_rules::testing::event_from_value;
-use trailwatch_rules::{EvalScratch, RuleSet, RuleSource, builtin_sources};
+use trailwatch_rules::{Candidate, EvalScratch, RuleSet, RuleSource, builtin_sources};
 use trailwatch_testkit::aws::{group_ingress, group_with_ingress};
 use trailwatch_testkit::{Fault, FaultProxy, MotoServer, Recorder};
 
@@ -117,7 +117,7 @@ impl Harness {
         self.rules
             .evaluate(&event, &mut EvalScratch::default())
             .into_iter()
-            .map(|c| c.alert)
+            .map(Candidate::into_alert)
             .filter(|a| a.remediation.is_some())
             .collect()
     }
