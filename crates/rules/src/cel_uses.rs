@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use cel_parser::ast::{EntryExpr, Expr, IdedExpr, operators};
+use cel_parser::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, operators};
 use cel_parser::reference::Val;
 
 /// The top-level members of a variable an expression reads, or `None` when it uses the
@@ -67,16 +67,17 @@ fn walk(e: &IdedExpr, var: &str, found: &mut BTreeSet<String>) -> bool {
         .into_iter()
         .all(|part| walk(part, var, found)),
         Expr::List(l) => l.elements.iter().all(|x| walk(x, var, found)),
-        Expr::Map(m) => m.entries.iter().all(|entry| match &entry.expr {
-            EntryExpr::MapEntry(me) => walk(&me.key, var, found) && walk(&me.value, var, found),
-            EntryExpr::StructField(sf) => walk(&sf.value, var, found),
-        }),
-        Expr::Struct(s) => s.entries.iter().all(|entry| match &entry.expr {
-            EntryExpr::MapEntry(me) => walk(&me.key, var, found) && walk(&me.value, var, found),
-            EntryExpr::StructField(sf) => walk(&sf.value, var, found),
-        }),
+        Expr::Map(m) => walk_entries(&m.entries, var, found),
+        Expr::Struct(s) => walk_entries(&s.entries, var, found),
         Expr::Literal(_) | Expr::Unspecified => true,
     }
+}
+
+fn walk_entries(entries: &[IdedEntryExpr], var: &str, found: &mut BTreeSet<String>) -> bool {
+    entries.iter().all(|entry| match &entry.expr {
+        EntryExpr::MapEntry(me) => walk(&me.key, var, found) && walk(&me.value, var, found),
+        EntryExpr::StructField(sf) => walk(&sf.value, var, found),
+    })
 }
 
 /// For `var['x']`, `get(var, 'x.…', …)` and `var.get('x.…', …)`: records member `x` and

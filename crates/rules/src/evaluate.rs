@@ -852,51 +852,62 @@ mod tests {
         }
     }
 
+    /// Every event decoded from `../shared/data/cloudtrail`; `None` (and a note) when that
+    /// folder is absent, as in a plain clone.
+    fn shared_events() -> Option<Vec<Event>> {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/cloudtrail");
+        if !dir.is_dir() {
+            eprintln!("skipped: {} is absent", dir.display());
+            return None;
+        }
+        let mut files = Vec::new();
+        files_under(&dir, &mut files);
+        let limits = trailwatch_event::Limits::default();
+        let mut events = Vec::new();
+        for file in &files {
+            let bytes = std::fs::read(file).expect("readable");
+            let (items, _) =
+                trailwatch_event::decode_slice(&bytes, &file.display().to_string(), &limits);
+            events.extend(items.into_iter().filter_map(|item| match item {
+                trailwatch_event::Item::Event(event) => Some(event),
+                _ => None,
+            }));
+        }
+        Some(events)
+    }
+
     /// The screen is only a shortcut: over every real event in ../shared, an event it rules
     /// out matches no pattern of the built-in pack. It must also rule out most of them, or it
     /// is not worth having.
     #[test]
     fn the_screen_never_rules_out_a_matching_event() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/cloudtrail");
-        if !dir.is_dir() {
-            eprintln!("skipped: {} is absent", dir.display());
+        let Some(shared) = shared_events() else {
             return;
-        }
+        };
         let config = trailwatch_config::Config::default();
         let set = RuleSet::compile(&crate::builtin_sources(), &config).expect("built-in pack");
         assert!(
             !set.screen.is_open(),
             "every built-in rule names its events"
         );
-        let mut files = Vec::new();
-        files_under(&dir, &mut files);
-        let limits = trailwatch_event::Limits::default();
         let (mut events, mut ruled_out, mut matched) = (0u64, 0u64, 0u64);
-        for file in &files {
-            let bytes = std::fs::read(file).expect("readable");
-            let (items, _) =
-                trailwatch_event::decode_slice(&bytes, &file.display().to_string(), &limits);
-            for item in items {
-                let trailwatch_event::Item::Event(event) = item else {
-                    continue;
-                };
-                events += 1;
-                let hits = set
-                    .matcher
-                    .matches(event.json().as_bytes())
-                    .unwrap_or_default();
-                if !hits.is_empty() {
-                    matched += 1;
-                }
-                if !set.may_match(&event) {
-                    ruled_out += 1;
-                    assert!(
-                        hits.is_empty(),
-                        "{}: ruled out, yet rules {hits:?} match",
-                        event.provenance()
-                    );
-                }
+        for event in &shared {
+            events += 1;
+            let hits = set
+                .matcher
+                .matches(event.json().as_bytes())
+                .unwrap_or_default();
+            if !hits.is_empty() {
+                matched += 1;
+            }
+            if !set.may_match(event) {
+                ruled_out += 1;
+                assert!(
+                    hits.is_empty(),
+                    "{}: ruled out, yet rules {hits:?} match",
+                    event.provenance()
+                );
             }
         }
         eprintln!("{events} events, {matched} matched, {ruled_out} ruled out by the screen");
@@ -999,12 +1010,9 @@ mod tests {
     /// real event in ../shared, with the built-in pack.
     #[test]
     fn converting_only_the_members_read_changes_no_outcome() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/cloudtrail");
-        if !dir.is_dir() {
-            eprintln!("skipped: {} is absent", dir.display());
+        let Some(shared) = shared_events() else {
             return;
-        }
+        };
         let config = trailwatch_config::Config::default();
         let projected = RuleSet::compile(&crate::builtin_sources(), &config).expect("pack");
         assert!(
@@ -1021,29 +1029,18 @@ mod tests {
             rule.uses_event = true;
             rule.facts_members = None;
         }
-        let mut files = Vec::new();
-        files_under(&dir, &mut files);
-        let limits = trailwatch_event::Limits::default();
         let mut scratch = EvalScratch::default();
         let mut candidates = 0;
-        for file in &files {
-            let bytes = std::fs::read(file).expect("readable");
-            let (items, _) =
-                trailwatch_event::decode_slice(&bytes, &file.display().to_string(), &limits);
-            for item in items {
-                let trailwatch_event::Item::Event(event) = item else {
-                    continue;
-                };
-                let outcome = |set: &RuleSet, scratch: &mut EvalScratch| {
-                    set.evaluate(&event, scratch)
-                        .into_iter()
-                        .map(|c| (c.groups.clone(), c.dedup.clone(), c.into_alert()))
-                        .collect::<Vec<_>>()
-                };
-                let a = outcome(&projected, &mut scratch);
-                assert_eq!(a, outcome(&whole, &mut scratch), "{}", event.provenance());
-                candidates += a.len();
-            }
+        for event in &shared {
+            let outcome = |set: &RuleSet, scratch: &mut EvalScratch| {
+                set.evaluate(event, scratch)
+                    .into_iter()
+                    .map(|c| (c.groups.clone(), c.dedup.clone(), c.into_alert()))
+                    .collect::<Vec<_>>()
+            };
+            let a = outcome(&projected, &mut scratch);
+            assert_eq!(a, outcome(&whole, &mut scratch), "{}", event.provenance());
+            candidates += a.len();
         }
         assert!(candidates > 50, "only {candidates} candidates");
     }
