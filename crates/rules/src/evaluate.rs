@@ -182,12 +182,10 @@ impl DeferredAlert {
             item: &self.item,
             vars: &self.vars,
             steps_on: &self.steps_on,
+            dedup_key: &self.dedup_key,
         };
-        let mut alert = self
-            .kit
-            .render(rule, &self.event, &facts, self.severity, &bound);
-        alert.dedup_key = self.dedup_key;
-        alert
+        self.kit
+            .render(rule, &self.event, &facts, self.severity, &bound)
     }
 }
 
@@ -416,8 +414,9 @@ fn service_console_url(envelope: &Value, region: &str) -> String {
 }
 
 impl Facts {
-    /// The facts of `event`. With `keep`, the envelope holds only `detail`, and that only
-    /// with the members in `keep` and those facts are read from ([`FACT_MEMBERS`]).
+    /// The facts of `event`. With `keep`, the envelope holds only `detail`, and `detail`
+    /// only the members in `keep` and the ones the facts themselves read
+    /// ([`FACT_MEMBERS`]).
     fn new(event: &Event, keep: Option<&BTreeSet<String>>) -> Facts {
         let envelope = match keep.and_then(|keep| partial_record(event.detail(), keep)) {
             Some(record) => Value::Object([("detail".to_owned(), record)].into_iter().collect()),
@@ -510,12 +509,14 @@ impl Facts {
 }
 
 /// What one item of a rule bound: the `for_each` item, the variables (`for_each` names and
-/// lets), and which remediation steps passed their `when`.
+/// lets), which remediation steps passed their `when`, and the item's dedup key.
 #[derive(Clone, Copy)]
 struct Bound<'a> {
     item: &'a Value,
     vars: &'a [(String, Value)],
     steps_on: &'a [bool],
+    /// The alert's idempotency key, numbered when alike items of one event repeat it.
+    dedup_key: &'a str,
 }
 
 impl RuleSet {
@@ -705,10 +706,9 @@ impl RuleSet {
                     item: &item,
                     vars: &vars,
                     steps_on: &steps_on,
+                    dedup_key: &dedup_key,
                 };
-                let mut alert = self.kit.render(rule, event, f, severity, &bound);
-                alert.dedup_key = dedup_key;
-                PendingAlert::Ready(alert)
+                PendingAlert::Ready(self.kit.render(rule, event, f, severity, &bound))
             };
             out.push(Candidate {
                 alert,
@@ -734,6 +734,7 @@ impl RenderKit {
             item,
             vars,
             steps_on,
+            dedup_key,
         } = *bound;
         let alias = self.accounts.get(&f.account).cloned();
         let url = if f.cloudtrail {
@@ -819,7 +820,7 @@ impl RenderKit {
             runbook: rule.runbook.clone(),
             fields,
             item: item_opt,
-            dedup_key: base_dedup_key(&rule.id, &f.event_id, item),
+            dedup_key: dedup_key.to_owned(),
             remediation,
             repeats: 0,
             origin: AlertOrigin {

@@ -87,7 +87,7 @@ impl Gate {
 
     /// Admits one candidate; returns the alerts to send now (none, the candidate's alert,
     /// and/or summaries of dedup windows that closed).
-    pub fn admit(&mut self, candidate: Candidate) -> Vec<Alert> {
+    pub fn admit(&mut self, mut candidate: Candidate) -> Vec<Alert> {
         self.stats.admitted += 1;
         let now = self.clock.now();
         let time = candidate
@@ -150,7 +150,7 @@ impl Gate {
         }
         let dedup = rule
             .dedup
-            .zip(candidate.dedup.clone())
+            .zip(candidate.dedup.take())
             .map(|(spec, key)| (spec, format!("d\u{1f}{}\u{1f}{key}", rule.id)));
         if let Some((spec, skey)) = &dedup {
             match self.state.get(skey) {
