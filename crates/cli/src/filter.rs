@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use trailwatch_event::EventMeta;
+use trailwatch_event::{EventMeta, Preview};
 
 use crate::cli::FilterArgs;
 
@@ -85,10 +85,19 @@ impl EventFilter {
 
     /// True when the event passes every given condition.
     pub fn accepts(&self, meta: &EventMeta) -> bool {
-        self.since.is_none_or(|since| meta.time >= since)
-            && self.until.is_none_or(|until| meta.time < until)
-            && (self.accounts.is_empty() || self.accounts.contains(&meta.account))
-            && (self.regions.is_empty() || self.regions.contains(&meta.region))
+        self.accepts_fields(meta.time, &meta.account, &meta.region)
+    }
+
+    /// [`EventFilter::accepts`] before the event is built.
+    pub fn accepts_preview(&self, preview: &Preview<'_>) -> bool {
+        self.accepts_fields(preview.time, preview.account, preview.region)
+    }
+
+    fn accepts_fields(&self, time: DateTime<Utc>, account: &str, region: &str) -> bool {
+        self.since.is_none_or(|since| time >= since)
+            && self.until.is_none_or(|until| time < until)
+            && (self.accounts.is_empty() || self.accounts.iter().any(|a| a == account))
+            && (self.regions.is_empty() || self.regions.iter().any(|r| r == region))
     }
 }
 

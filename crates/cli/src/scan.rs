@@ -16,7 +16,7 @@ use crossbeam_channel::{Sender, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use trailwatch_alert::Alert;
-use trailwatch_event::{Item, Limits, SkipReason, Skipped, decode};
+use trailwatch_event::{Item, Limits, Preview, SkipReason, Skipped, decode_screened};
 use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, MemoryState, RuleSet, SystemClock};
 
 use crate::cli::{EXIT_FAILED_CHECK, EXIT_OK, LimitArgs, ProgressMode, ScanArgs};
@@ -87,31 +87,52 @@ fn process_input(
         }
     };
     let mut candidates = Vec::new();
-    let decoded = decode(reader, origin, ctx.limits, &mut |item| match item {
-        Item::Event(event) => {
-            if !ctx.filter.accepts(event.meta()) {
-                counts.filtered += 1;
-                return;
-            }
-            let found = ctx.ruleset.evaluate(&event, scratch);
-            if found.is_empty() {
-                counts.unmatched += 1;
-            } else {
-                counts.matched += 1;
-                if ctx.streaming {
-                    let _ = tx.send(Report::Candidates(found));
+    // Most records are ruled out from their header: count them without building events.
+    let (mut filtered_early, mut unmatched_early) = (0, 0);
+    let mut screen = |preview: &Preview<'_>| {
+        if !ctx.filter.accepts_preview(preview) {
+            filtered_early += 1;
+            false
+        } else if !ctx.ruleset.may_match_preview(preview) {
+            unmatched_early += 1;
+            false
+        } else {
+            true
+        }
+    };
+    let decoded = decode_screened(
+        reader,
+        origin,
+        ctx.limits,
+        &mut screen,
+        &mut |item| match item {
+            Item::Event(event) => {
+                if !ctx.filter.accepts(event.meta()) {
+                    counts.filtered += 1;
+                    return;
+                }
+                let found = ctx.ruleset.evaluate(&event, scratch);
+                if found.is_empty() {
+                    counts.unmatched += 1;
                 } else {
-                    candidates.extend(found);
+                    counts.matched += 1;
+                    if ctx.streaming {
+                        let _ = tx.send(Report::Candidates(found));
+                    } else {
+                        candidates.extend(found);
+                    }
                 }
             }
-        }
-        Item::Skipped(skipped) => {
-            counts.count_lossless_skip(&skipped);
-            let _ = tx.send(Report::Skipped(skipped));
-        }
-        Item::Digest(_) => counts.digests += 1,
-        Item::Object(_) => counts.object_refs += 1,
-    });
+            Item::Skipped(skipped) => {
+                counts.count_lossless_skip(&skipped);
+                let _ = tx.send(Report::Skipped(skipped));
+            }
+            Item::Digest(_) => counts.digests += 1,
+            Item::Object(_) => counts.object_refs += 1,
+        },
+    );
+    counts.filtered += filtered_early;
+    counts.unmatched += unmatched_early;
     counts.add_decoded(&decoded);
     let _ = tx.send(Report::Done { counts, candidates });
 }

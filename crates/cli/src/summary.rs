@@ -95,7 +95,7 @@ impl Summary {
             .saturating_sub(self.notices + self.recovered);
         self.bytes_in += decoded.bytes_in;
         self.bytes_decompressed += decoded.bytes_decompressed;
-        self.records_in += decoded.events + lost;
+        self.records_in += decoded.events + decoded.screened + lost;
         self.records_skipped += lost;
         self.inputs_skipped += decoded.skipped_inputs.min(1);
     }

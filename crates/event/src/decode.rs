@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use crate::capped::maybe_gzip;
 use crate::config_health::from_config_notification;
 use crate::digest::{self, DigestFile};
-use crate::envelope::RecordError;
+use crate::envelope::{Header, Preview, RecordError};
 use crate::probe::{Probe, first_byte, raw_str};
 use crate::skip::{SkipReason, SkipScope, Skipped};
 use crate::stream::{
@@ -50,6 +50,9 @@ pub enum Item {
 pub struct DecodeSummary {
     /// Events delivered.
     pub events: u64,
+    /// CloudTrail records decoded but not delivered: the caller's screen declined them
+    /// ([`decode_screened`]). Counted here so nothing is lost without a count.
+    pub screened: u64,
     /// Object references delivered.
     pub objects: u64,
     /// Digest files delivered.
@@ -72,7 +75,7 @@ pub struct DecodeSummary {
 impl DecodeSummary {
     /// Records (documents, notifications) seen: each became exactly one item.
     pub fn records_seen(&self) -> u64 {
-        (self.events + self.objects + self.digests + self.skipped_records)
+        (self.events + self.screened + self.objects + self.digests + self.skipped_records)
             .saturating_sub(self.repaired)
     }
 
@@ -91,6 +94,7 @@ impl DecodeSummary {
     /// Adds another summary into this one.
     pub fn add(&mut self, o: &DecodeSummary) {
         self.events += o.events;
+        self.screened += o.screened;
         self.objects += o.objects;
         self.digests += o.digests;
         self.skipped_records += o.skipped_records;
@@ -110,7 +114,22 @@ pub fn decode(
     limits: &Limits,
     sink: &mut dyn FnMut(Item),
 ) -> DecodeSummary {
-    decode_inner(reader, origin, None, BUF_SIZE, limits, sink)
+    decode_inner(reader, origin, None, BUF_SIZE, limits, &mut |_| true, sink)
+}
+
+/// As [`decode`], asking `screen` about each CloudTrail record before its event is built:
+/// a record it declines is counted in [`DecodeSummary::screened`] and never reaches `sink`.
+/// For callers that keep only some events (a time filter, a rule set whose screen rules
+/// most events out): building an envelope costs more than deciding it is not wanted.
+/// EventBridge envelopes and notifications are not screened; they always reach `sink`.
+pub fn decode_screened(
+    reader: impl Read,
+    origin: Arc<str>,
+    limits: &Limits,
+    screen: &mut dyn FnMut(&Preview<'_>) -> bool,
+    sink: &mut dyn FnMut(Item),
+) -> DecodeSummary {
+    decode_inner(reader, origin, None, BUF_SIZE, limits, screen, sink)
 }
 
 /// For a queue or push message body: as [`decode`], with the message id stamped into every
@@ -131,6 +150,7 @@ pub fn decode_message(
         message_id.map(str::to_owned),
         size,
         limits,
+        &mut |_| true,
         sink,
     )
 }
@@ -161,6 +181,7 @@ fn decode_inner(
     message_id: Option<String>,
     buf_size: usize,
     limits: &Limits,
+    screen: &mut dyn FnMut(&Preview<'_>) -> bool,
     sink: &mut dyn FnMut(Item),
 ) -> DecodeSummary {
     let bytes_in = Rc::new(Cell::new(0));
@@ -169,6 +190,7 @@ fn decode_inner(
         origin,
         message_id,
         max_depth: limits.max_depth,
+        screen,
         sink,
         summary: DecodeSummary::default(),
     };
@@ -201,6 +223,7 @@ struct Ctx<'a> {
     origin: Arc<str>,
     message_id: Option<String>,
     max_depth: usize,
+    screen: &'a mut dyn FnMut(&Preview<'_>) -> bool,
     sink: &'a mut dyn FnMut(Item),
     summary: DecodeSummary,
 }
@@ -407,8 +430,9 @@ impl Ctx<'_> {
             };
         }
         if probe.has_cloudtrail_fields() {
-            return match Event::from_probe(text, &probe, prov.clone(), may_alias) {
-                Ok(e) => self.emit(Item::Event(e)),
+            return match Header::from_probe(text, &probe, may_alias) {
+                Ok(h) if (self.screen)(&h.preview()) => self.emit(Item::Event(h.into_event(prov))),
+                Ok(_) => self.summary.screened += 1,
                 Err(e) => self.record_error(prov, e, pos),
             };
         }

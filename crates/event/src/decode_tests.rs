@@ -656,3 +656,93 @@ fn read_errors_are_reported_with_what_came_before() {
         );
     }
 }
+
+// ---- screening before the event is built ----
+
+/// A preview, owned, in the form a built event reports the same fields.
+fn owned_preview(p: &Preview<'_>) -> (String, String, String, Vec<String>) {
+    let known = p.known.iter().map(|k| format!("{k:?}")).collect();
+    (p.time.to_rfc3339(), p.account.into(), p.region.into(), known)
+}
+
+fn owned_event_view(e: &Event) -> (String, String, String, Vec<String>) {
+    let m = e.meta();
+    let known = e.known_fields().iter().map(|k| format!("{k:?}")).collect();
+    (m.time.to_rfc3339(), m.account.clone(), m.region.clone(), known)
+}
+
+/// Decodes `bytes` with a screen that keeps every record, checking that each preview says
+/// what the built event then says; returns how many previews there were.
+fn previews_match_events(bytes: &[u8]) -> usize {
+    let mut previews = Vec::new();
+    let mut events = Vec::new();
+    let s = decode_screened(
+        bytes,
+        Arc::from("t"),
+        &Limits::default(),
+        &mut |p| {
+            previews.push(owned_preview(p));
+            true
+        },
+        &mut |item| {
+            if let Item::Event(e) = item {
+                events.push(e);
+            }
+        },
+    );
+    assert_eq!(s.screened, 0);
+    let built: Vec<_> = events.iter().map(owned_event_view).collect();
+    assert_eq!(previews, built);
+    previews.len()
+}
+
+#[test]
+fn previews_tell_what_the_built_event_tells() {
+    // Escapes keep a value out of the known fields: they are not verbatim slices.
+    let escaped = r#"{"eventTime":"2026-01-01T00:00:04Z","eventSource":"s3.amazonaws.com","eventName":"Put\u004fbject","awsRegion":"eu-west-1","eventID":"e-4","errorCode":"AccessDenied","userIdentity":{"type":"IAMUser"},"recipientAccountId":"111122223333"}"#;
+    let file = delivery(&[R1, R2, R3, escaped]);
+    assert_eq!(previews_match_events(file.as_bytes()), 4);
+}
+
+#[test]
+fn previews_of_real_records_tell_what_their_events_tell() {
+    let Some(files) = shared_files("invictus-ir_aws_dataset/CloudTrail", "json") else {
+        return;
+    };
+    let n: usize = files
+        .iter()
+        .map(|f| previews_match_events(&std::fs::read(f).unwrap()))
+        .sum();
+    assert_eq!(n, 2900);
+}
+
+#[test]
+fn declined_records_are_counted_not_delivered() {
+    let file = gz(delivery(&[R1, R2, "{\"eventName\":\"X\"}", R3]).as_bytes());
+    let mut delivered = Vec::new();
+    let s = decode_screened(
+        &file[..],
+        Arc::from("t"),
+        &Limits::default(),
+        &mut |p| p.known[crate::known::EVENT_NAME] != crate::Known::Str("CreateUser"),
+        &mut |item| delivered.push(item),
+    );
+    assert_eq!(s.screened, 1);
+    assert_eq!(s.events, 2);
+    // The record without eventTime is skipped, not screened: the screen sees only
+    // records that would have become events.
+    assert_eq!(s.skipped_records, 1);
+    assert_eq!(s.records_seen(), 4);
+    assert_eq!(s.items(), delivered.len() as u64);
+    let (all, unscreened) = decode_slice(&file, "t", &Limits::default());
+    assert_eq!(unscreened.records_seen(), s.records_seen());
+    let names: Vec<_> = delivered
+        .iter()
+        .filter_map(|i| match i {
+            Item::Event(e) => e.meta().event_name.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["RunInstances", "ConsoleLogin"]);
+    assert_eq!(all.len(), delivered.len() + 1);
+}

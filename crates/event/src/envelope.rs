@@ -262,99 +262,8 @@ impl Event {
         provenance: Provenance,
         may_alias: Option<bool>,
     ) -> Result<Event, RecordError> {
-        let record = record.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
-        let event_type = p.event_type.as_ref().map(Text::as_str);
-        let insight = event_type == Some("AwsCloudTrailInsight");
-        // Insights records carry eventName/eventSource inside insightDetails only.
-        if !insight && p.event_name.is_none() {
-            return Err(RecordError::MissingField("eventName"));
-        }
-        let (time, time_text) = match &p.event_time {
-            Some(t) => normalise_time(t.as_str()).ok_or_else(|| RecordError::InvalidField {
-                field: "eventTime",
-                msg: format!("not an ISO 8601 UTC time: {:?}", t.as_str()),
-            })?,
-            None => raw_str(p.at_timestamp)
-                .and_then(|t| normalise_time(&t).map(|(d, s)| (d, Cow::Owned(s.into_owned()))))
-                .ok_or(RecordError::MissingField("eventTime"))?,
-        };
-        let source = if insight {
-            Cow::Borrowed("aws.cloudtrail")
-        } else {
-            let es = p
-                .event_source
-                .as_ref()
-                .ok_or(RecordError::MissingField("eventSource"))?;
-            Cow::Owned(source_for(es.as_str()))
-        };
-        let region = p
-            .aws_region
-            .as_ref()
-            .ok_or(RecordError::MissingField("awsRegion"))?;
-        let account: Cow<'_, str> = match &p.recipient_account_id {
-            Some(a) => Cow::Borrowed(a.as_str()),
-            None => p
-                .user_identity
-                .account_id
-                .as_ref()
-                .map(|t| Cow::Borrowed(t.as_str()))
-                .ok_or(RecordError::MissingField("recipientAccountId"))?,
-        };
-        let detail_type = detail_type_for(event_type);
-        let id = event_uuid(p.event_id.as_ref().map(Text::as_str), record);
-
-        let mut json = String::with_capacity(record.len() + 220);
-        json.push_str("{\"version\":\"0\",\"id\":\"");
-        json.push_str(&id);
-        json.push_str("\",\"detail-type\":\"");
-        json.push_str(detail_type);
-        json.push_str("\",\"source\":");
-        push_json_str(&mut json, &source);
-        json.push_str(",\"account\":");
-        push_json_str(&mut json, &account);
-        json.push_str(",\"time\":");
-        push_json_str(&mut json, &time_text);
-        json.push_str(",\"region\":");
-        push_json_str(&mut json, region.as_str());
-        json.push_str(",\"resources\":[],\"detail\":");
-        let start = json.len();
-        json.push_str(record);
-        let end = json.len();
-        json.push('}');
-
-        let mut known = known::ENVELOPE_FROM_META;
-        let at = |value: &str| known::seen_in_record(record, value, start);
-        let text = |t: &Option<Text<'_>>| t.as_ref().map_or(Seen::Unknown, |t| at(t.as_str()));
-        known[known::EVENT_SOURCE] = text(&p.event_source);
-        known[known::EVENT_NAME] = text(&p.event_name);
-        known[known::EVENT_TYPE] = text(&p.event_type);
-        known[known::ERROR_CODE] = screened(&p.error_code, &at);
-        let may_alias = may_alias.unwrap_or_else(|| known::may_alias_user_identity_type(record));
-        known[known::USER_IDENTITY_TYPE] = if may_alias {
-            Seen::Unknown
-        } else {
-            screened(&p.user_identity.kind, &at)
-        };
-        let meta = EventMeta {
-            id,
-            detail_type: detail_type.to_owned(),
-            source: source.into_owned(),
-            account: account.into_owned(),
-            region: region.as_str().to_owned(),
-            time,
-            event_id: p.event_id.as_ref().map(|t| t.as_str().to_owned()),
-            event_name: p.event_name.as_ref().map(|t| t.as_str().to_owned()),
-            event_source: p.event_source.as_ref().map(|t| t.as_str().to_owned()),
-        };
-        Ok(Event {
-            json,
-            detail: (start, end),
-            meta,
-            provenance,
-            known,
-        })
+        Ok(Header::from_probe(record, p, may_alias)?.into_event(provenance))
     }
-
     /// Builds an event from envelope parts produced by this crate (Config SNS notifications).
     pub(crate) fn from_parts(parts: EnvelopeParts<'_>, provenance: Provenance) -> Event {
         let mut json = String::with_capacity(parts.detail.len() + 220);
@@ -558,6 +467,220 @@ pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
 }
 
 /// Appends `s` as a JSON string literal.
+/// A record's envelope fields before the envelope is built: what a caller needs to decide
+/// whether an event is worth building at all (see [`crate::decode_screened`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview<'a> {
+    /// Envelope `time`.
+    pub time: DateTime<Utc>,
+    /// Envelope `account`.
+    pub account: &'a str,
+    /// Envelope `region`.
+    pub region: &'a str,
+    /// The fields of [`KNOWN_FIELDS`] exactly as the built event's
+    /// [`Event::known_fields`] would report them.
+    pub known: [Known<'a>; KNOWN_FIELDS.len()],
+}
+
+/// A CloudTrail record checked and mapped to its envelope fields, with the envelope not yet
+/// written: building it (the id's hash, a copy of the record, the owned fields) is most of
+/// what an event costs, and most events are only screened out.
+pub(crate) struct Header<'p> {
+    /// The record text, without surrounding whitespace.
+    record: &'p str,
+    time: DateTime<Utc>,
+    time_text: Cow<'p, str>,
+    source: Cow<'p, str>,
+    account: &'p str,
+    region: &'p str,
+    detail_type: &'static str,
+    event_id: Option<&'p str>,
+    event_name: Option<&'p str>,
+    event_source: Option<&'p str>,
+    /// Where `detail` will start in the envelope text.
+    detail_start: usize,
+    /// Known fields, with ranges into the envelope text to be.
+    known: SeenFields,
+}
+
+impl<'p> Header<'p> {
+    /// Checks the record's required fields and maps them, as [`Event::from_probe`] does.
+    pub(crate) fn from_probe(
+        record: &'p str,
+        p: &'p Probe<'_>,
+        may_alias: Option<bool>,
+    ) -> Result<Header<'p>, RecordError> {
+        let record = record.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let event_type = p.event_type.as_ref().map(Text::as_str);
+        let insight = event_type == Some("AwsCloudTrailInsight");
+        // Insights records carry eventName/eventSource inside insightDetails only.
+        if !insight && p.event_name.is_none() {
+            return Err(RecordError::MissingField("eventName"));
+        }
+        let (time, time_text) = match &p.event_time {
+            Some(t) => normalise_time(t.as_str()).ok_or_else(|| RecordError::InvalidField {
+                field: "eventTime",
+                msg: format!("not an ISO 8601 UTC time: {:?}", t.as_str()),
+            })?,
+            None => raw_str(p.at_timestamp)
+                .and_then(|t| normalise_time(&t).map(|(d, s)| (d, Cow::Owned(s.into_owned()))))
+                .ok_or(RecordError::MissingField("eventTime"))?,
+        };
+        let source = if insight {
+            Cow::Borrowed("aws.cloudtrail")
+        } else {
+            let es = p
+                .event_source
+                .as_ref()
+                .ok_or(RecordError::MissingField("eventSource"))?;
+            Cow::Owned(source_for(es.as_str()))
+        };
+        let region = p
+            .aws_region
+            .as_ref()
+            .ok_or(RecordError::MissingField("awsRegion"))?
+            .as_str();
+        let account = match &p.recipient_account_id {
+            Some(a) => a.as_str(),
+            None => p
+                .user_identity
+                .account_id
+                .as_ref()
+                .map(Text::as_str)
+                .ok_or(RecordError::MissingField("recipientAccountId"))?,
+        };
+        let detail_type = detail_type_for(event_type);
+        // The id is always a hyphenated UUID, so `detail`'s place is known before it is.
+        let detail_start = ENVELOPE_PUNCTUATION
+            + UUID_LEN
+            + detail_type.len()
+            + json_str_len(&source)
+            + json_str_len(account)
+            + json_str_len(&time_text)
+            + json_str_len(region);
+
+        let mut known = known::ENVELOPE_FROM_META;
+        let at = |value: &str| known::seen_in_record(record, value, detail_start);
+        let text = |t: &Option<Text<'_>>| t.as_ref().map_or(Seen::Unknown, |t| at(t.as_str()));
+        known[known::EVENT_SOURCE] = text(&p.event_source);
+        known[known::EVENT_NAME] = text(&p.event_name);
+        known[known::EVENT_TYPE] = text(&p.event_type);
+        known[known::ERROR_CODE] = screened(&p.error_code, &at);
+        let may_alias = may_alias.unwrap_or_else(|| known::may_alias_user_identity_type(record));
+        known[known::USER_IDENTITY_TYPE] = if may_alias {
+            Seen::Unknown
+        } else {
+            screened(&p.user_identity.kind, &at)
+        };
+        Ok(Header {
+            record,
+            time,
+            time_text,
+            source,
+            account,
+            region,
+            detail_type,
+            event_id: p.event_id.as_ref().map(Text::as_str),
+            event_name: p.event_name.as_ref().map(Text::as_str),
+            event_source: p.event_source.as_ref().map(Text::as_str),
+            detail_start,
+            known,
+        })
+    }
+
+    /// The fields a caller screens on, borrowed.
+    pub(crate) fn preview(&self) -> Preview<'_> {
+        let known = std::array::from_fn(|i| match self.known[i] {
+            Seen::Unknown => Known::Unknown,
+            Seen::Absent => Known::Absent,
+            Seen::Json(start, end) => {
+                let from = (start as usize).checked_sub(self.detail_start);
+                let to = (end as usize).checked_sub(self.detail_start);
+                match (from, to) {
+                    (Some(from), Some(to)) => {
+                        self.record.get(from..to).map_or(Known::Unknown, Known::Str)
+                    }
+                    _ => Known::Unknown,
+                }
+            }
+            Seen::Meta => Known::Str(match i {
+                known::SOURCE => &self.source,
+                known::DETAIL_TYPE => self.detail_type,
+                known::ACCOUNT => self.account,
+                known::REGION => self.region,
+                _ => return Known::Unknown,
+            }),
+        });
+        Preview {
+            time: self.time,
+            account: self.account,
+            region: self.region,
+            known,
+        }
+    }
+
+    /// Writes the envelope: sized once, since growing past a guess copied every record.
+    pub(crate) fn into_event(self, provenance: Provenance) -> Event {
+        let id = event_uuid(self.event_id, self.record);
+        let mut json = String::with_capacity(self.detail_start + self.record.len() + 1);
+        json.push_str("{\"version\":\"0\",\"id\":\"");
+        json.push_str(&id);
+        json.push_str("\",\"detail-type\":\"");
+        json.push_str(self.detail_type);
+        json.push_str("\",\"source\":");
+        push_json_str(&mut json, &self.source);
+        json.push_str(",\"account\":");
+        push_json_str(&mut json, self.account);
+        json.push_str(",\"time\":");
+        push_json_str(&mut json, &self.time_text);
+        json.push_str(",\"region\":");
+        push_json_str(&mut json, self.region);
+        json.push_str(",\"resources\":[],\"detail\":");
+        debug_assert_eq!(json.len(), self.detail_start, "header size computed apart");
+        let start = json.len();
+        json.push_str(self.record);
+        let end = json.len();
+        json.push('}');
+        let meta = EventMeta {
+            id,
+            detail_type: self.detail_type.to_owned(),
+            source: self.source.into_owned(),
+            account: self.account.to_owned(),
+            region: self.region.to_owned(),
+            time: self.time,
+            event_id: self.event_id.map(str::to_owned),
+            event_name: self.event_name.map(str::to_owned),
+            event_source: self.event_source.map(str::to_owned),
+        };
+        Event {
+            json,
+            detail: (start, end),
+            meta,
+            provenance,
+            known: self.known,
+        }
+    }
+}
+
+/// The length of a hyphenated UUID, as [`event_uuid`] writes it.
+const UUID_LEN: usize = 36;
+
+/// The bytes of [`Event::from_probe`]'s header that are not its values (the quotes of
+/// `source`, `account`, `time` and `region` are counted by [`json_str_len`]).
+const ENVELOPE_PUNCTUATION: usize = r#"{"version":"0","id":"","detail-type":"","source":,"account":,"time":,"region":,"resources":[],"detail":"#.len();
+
+/// The length [`push_json_str`] writes for `s`, quotes included.
+fn json_str_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {

@@ -141,3 +141,18 @@ fn record_errors() {
         Err(RecordError::MissingField("detail-type"))
     );
 }
+
+/// The envelope is allocated once at its final size: a guess that fell short made every
+/// record's text be copied again as the header grew past it.
+#[test]
+fn envelopes_are_sized_exactly() {
+    for rec in [
+        r#"{"eventTime":"2026-01-01T00:00:00Z","eventSource":"elasticloadbalancing.amazonaws.com","eventName":"N","awsRegion":"ap-southeast-2","recipientAccountId":"123456789012","eventID":"3fcfb182-98f8-4744-bd45-10a395ab61cb"}"#,
+        r#"{"eventTime":"2026-01-01T00:00:00.5+02:00","eventSource":"x.amazonaws.com","eventName":"N","awsRegion":"r\"1\n\u0001é","userIdentity":{"accountId":"a\\b"}}"#,
+        r#"{"eventType":"AwsCloudTrailInsight","eventTime":"2026-01-01T00:00:00Z","awsRegion":"us-east-1","recipientAccountId":"1"}"#,
+    ] {
+        let e = Event::from_record(rec, Provenance::new("t".into())).unwrap();
+        assert_eq!(e.json().len(), e.json.capacity(), "{rec}");
+        serde_json::from_str::<serde_json::Value>(e.json()).unwrap();
+    }
+}

@@ -81,9 +81,9 @@ pub mod wrappers;
 #[cfg(test)]
 mod test_support;
 
-pub use decode::{DecodeSummary, Item, decode, decode_message, decode_slice};
+pub use decode::{DecodeSummary, Item, decode, decode_message, decode_screened, decode_slice};
 pub use digest::{DigestFields, DigestFile, DigestLogFile};
-pub use envelope::{Event, EventMeta, RecordError};
+pub use envelope::{Event, EventMeta, Preview, RecordError};
 pub use known::{KNOWN_FIELDS, Known};
 pub use limits::Limits;
 pub use provenance::Provenance;

@@ -11,7 +11,7 @@ use cel_interpreter::objects::Key as CelKey;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trailwatch_alert::{Alert, AlertOrigin, Principal, Severity, console_url};
-use trailwatch_event::Event;
+use trailwatch_event::{Event, Preview};
 
 use crate::cel::{to_cel, to_json, to_key_string};
 use crate::compile::{RenderKit, Rule, RuleSet};
@@ -560,6 +560,12 @@ impl RuleSet {
     /// fields its decoder already read, so its bytes need not be scanned.
     fn may_match(&self, event: &Event) -> bool {
         self.screen.may_match(&event.known_fields())
+    }
+
+    /// The same verdict before the event is built, from a decoder's [`Preview`]: false
+    /// means [`RuleSet::evaluate`] would find nothing, so the event need not be built.
+    pub fn may_match_preview(&self, preview: &Preview<'_>) -> bool {
+        self.screen.may_match(&preview.known)
     }
 
     fn evaluate_rule(
