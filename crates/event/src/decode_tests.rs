@@ -662,13 +662,23 @@ fn read_errors_are_reported_with_what_came_before() {
 /// A preview, owned, in the form a built event reports the same fields.
 fn owned_preview(p: &Preview<'_>) -> (String, String, String, Vec<String>) {
     let known = p.known.iter().map(|k| format!("{k:?}")).collect();
-    (p.time.to_rfc3339(), p.account.into(), p.region.into(), known)
+    (
+        p.time.to_rfc3339(),
+        p.account.into(),
+        p.region.into(),
+        known,
+    )
 }
 
 fn owned_event_view(e: &Event) -> (String, String, String, Vec<String>) {
     let m = e.meta();
     let known = e.known_fields().iter().map(|k| format!("{k:?}")).collect();
-    (m.time.to_rfc3339(), m.account.clone(), m.region.clone(), known)
+    (
+        m.time.to_rfc3339(),
+        m.account.clone(),
+        m.region.clone(),
+        known,
+    )
 }
 
 /// Decodes `bytes` with a screen that keeps every record, checking that each preview says
