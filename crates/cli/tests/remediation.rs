@@ -129,6 +129,12 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Today's org-trail date folder: records are stamped `now()`, and the key-activity lookup
+/// skips date folders older than its window (a fixed date here broke the test two days on).
+fn today() -> String {
+    chrono::Utc::now().format("%Y/%m/%d").to_string()
+}
+
 fn job_ids(list_json: &str) -> Vec<(String, String, String)> {
     list_json
         .lines()
@@ -284,7 +290,9 @@ fn seed_004_public_object_made_private_and_exposed_key_deactivated_with_its_acti
     // The object's ACL made public, as CloudTrail (data events) records it.
     write_json(
         &logs.join(format!(
-            "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/02/{ACCOUNT}_CloudTrail_us-east-1_20261202T1000Z_acl.json"
+            "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{}/{ACCOUNT}_CloudTrail_us-east-1_{}_acl.json",
+            today(),
+            chrono::Utc::now().format("%Y%m%dT%H%MZ")
         )),
         &json!({"Records": [cloudtrail_record(
             "s3.amazonaws.com",
@@ -337,7 +345,8 @@ fn seed_004_public_object_made_private_and_exposed_key_deactivated_with_its_acti
     }
     write_json(
         &f.path(&format!(
-            "archive/AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/02/activity.json"
+            "archive/AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{}/activity.json",
+            today()
         )),
         &json!({"Records": activity}),
     );
