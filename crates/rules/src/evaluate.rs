@@ -126,13 +126,12 @@ impl Candidate {
 /// A candidate's alert. Rules with a threshold or dedup window defer rendering to the gate:
 /// most of their candidates are only counted or folded there, and rendering is most of
 /// what a matched event costs. A deferred alert renders exactly as it would have at once.
-// Rendered alerts are the common case and were inline before; boxing them would allocate
-// once more per candidate.
-#[allow(clippy::large_enum_variant)]
+// Boxed: an ordered scan holds every candidate until the end, and an inline alert made
+// each one 900 bytes (one allocation per candidate costs less than that memory).
 #[derive(Debug, Clone)]
 pub enum PendingAlert {
     /// Rendered.
-    Ready(Alert),
+    Ready(Box<Alert>),
     /// What rendering needs, kept until the gate passes the candidate.
     Deferred(Box<DeferredAlert>),
 }
@@ -141,7 +140,7 @@ impl PendingAlert {
     /// The alert, rendering it now if it was deferred.
     pub fn into_alert(self) -> Alert {
         match self {
-            PendingAlert::Ready(a) => a,
+            PendingAlert::Ready(a) => *a,
             PendingAlert::Deferred(d) => d.render(),
         }
     }
@@ -714,7 +713,7 @@ impl RuleSet {
                     steps_on: &steps_on,
                     dedup_key: &dedup_key,
                 };
-                PendingAlert::Ready(self.kit.render(rule, event, f, severity, &bound))
+                PendingAlert::Ready(Box::new(self.kit.render(rule, event, f, severity, &bound)))
             };
             out.push(Candidate {
                 alert,
@@ -993,7 +992,7 @@ mod tests {
             .evaluate(&event, &mut scratch)
             .into_iter()
             .map(|c| match c.alert {
-                PendingAlert::Ready(a) => a,
+                PendingAlert::Ready(a) => *a,
                 PendingAlert::Deferred(_) => panic!("a rule without state renders at once"),
             })
             .collect();

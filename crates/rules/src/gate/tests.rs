@@ -56,7 +56,7 @@ fn alert(i: usize) -> Alert {
 
 fn candidate(i: usize, time: DateTime<Utc>, group: &str) -> Candidate {
     Candidate {
-        alert: PendingAlert::Ready(alert(i)),
+        alert: PendingAlert::Ready(Box::new(alert(i))),
         rule_index: 0,
         time,
         groups: vec![group.to_owned()],
