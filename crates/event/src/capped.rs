@@ -174,20 +174,43 @@ thread_local! {
 pub struct Pooled(Vec<u8>);
 
 impl Pooled {
-    /// An empty buffer, from the pool when it has one.
+    /// An empty buffer, from the pool when it has one: the one with the fewest bytes
+    /// written, so longer ones stay for [`Pooled::sized`].
     fn take() -> Pooled {
-        let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        let mut v = Pooled::pop(|v| std::cmp::Reverse(v.len()));
         v.clear();
         Pooled(v)
     }
 
     /// `len` bytes to be overwritten: a pooled buffer keeps its old bytes and only growth
-    /// is zeroed (clearing every file's whole output first was a pass of its own).
-    fn sized(len: usize) -> Pooled {
-        let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    /// is zeroed (clearing every file's whole output first was a pass of its own). The
+    /// pooled buffer taken is the shortest already as long as `len`, else the longest:
+    /// taking whichever came first zeroed most of a file's length again for every file.
+    pub(crate) fn sized(len: usize) -> Pooled {
+        let mut v = Pooled::pop(|v| {
+            let fits = v.len() >= len;
+            let length = v.len() as i128;
+            (fits, if fits { -length } else { length })
+        });
         v.truncate(len);
         v.resize(len, 0);
         Pooled(v)
+    }
+
+    /// The pooled buffer that `rank` ranks highest, or a new empty one.
+    fn pop<K: Ord>(rank: impl Fn(&Vec<u8>) -> K) -> Vec<u8> {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let best = (0..p.len()).max_by_key(|&i| rank(&p[i]))?;
+            Some(p.swap_remove(best))
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
     }
 }
 
@@ -252,6 +275,23 @@ impl<R: Read> Read for Replay<R> {
 /// Opens `input` for reading whether or not it is gzip, judged by the magic bytes (never the
 /// file name), with the decompressed (or plain) size capped at `limit`.
 pub fn maybe_gzip<'a, R: Read + 'a>(input: R, limit: u64) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match open(input, limit)? {
+        Opened::Whole(plain) => Box::new(io::Cursor::new(plain)),
+        Opened::Stream(reader) => reader,
+    })
+}
+
+/// An input opened by [`open`].
+pub enum Opened<'a> {
+    /// A small gzip file inflated in one piece (within the cap): its bytes, to be read
+    /// in place rather than copied out through a reader.
+    Whole(Pooled),
+    /// Anything else, read as a stream (capped).
+    Stream(Box<dyn Read + 'a>),
+}
+
+/// As [`maybe_gzip`], handing over a small gzip file's inflated bytes whole.
+pub fn open<'a, R: Read + 'a>(input: R, limit: u64) -> io::Result<Opened<'a>> {
     let mut input = input;
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -275,20 +315,21 @@ pub fn maybe_gzip<'a, R: Read + 'a>(input: R, limit: u64) -> io::Result<Box<dyn 
             && compressed.len() <= WHOLE_MAX_COMPRESSED
             && let Some(plain) = inflate_whole(&compressed, limit)
         {
-            return Ok(Box::new(CappedReader::new(io::Cursor::new(plain), limit)));
+            // (`inflate_whole` checked the size against `limit`.)
+            return Ok(Opened::Whole(plain));
         }
         let replay = Replay {
             head: io::Cursor::new(std::mem::take(&mut compressed.0)),
             error,
             rest: input,
         };
-        Ok(Box::new(gzip(
+        Ok(Opened::Stream(Box::new(gzip(
             io::BufReader::with_capacity(64 * 1024, replay),
             limit,
-        )))
+        ))))
     } else {
         let rejoined = io::Cursor::new(head[..got].to_vec()).chain(input);
-        Ok(Box::new(CappedReader::new(rejoined, limit)))
+        Ok(Opened::Stream(Box::new(CappedReader::new(rejoined, limit))))
     }
 }
 
@@ -551,5 +592,36 @@ mod tests {
                 same_as_streaming(&input, limit.unwrap_or(1 << 30));
             }
         }
+    }
+
+    /// A file's output buffer goes back to the pool and the next file's output takes it
+    /// again, bytes and all, even when a compressed-input buffer went back after it.
+    #[test]
+    fn pooled_buffers_are_taken_by_fit() {
+        // (A fresh thread: its own, empty pool.)
+        std::thread::spawn(|| {
+            let mut out = Pooled::sized(1000);
+            out.fill(7);
+            let mut compressed = Pooled::take();
+            compressed.0.extend_from_slice(&[1; 10]);
+            drop(out);
+            drop(compressed);
+            let again = Pooled::sized(900);
+            assert_eq!(again.len(), 900);
+            assert!(
+                again.iter().all(|&b| b == 7),
+                "the long buffer, not re-zeroed"
+            );
+            let small = Pooled::take();
+            assert!(small.0.capacity() < 1000, "take leaves the long buffers");
+            drop(small);
+            // Longer than any pooled buffer: the longest grows, only its growth zeroed.
+            drop(again);
+            let grown = Pooled::sized(1200);
+            assert!(grown[..900].iter().all(|&b| b == 7));
+            assert!(grown[900..].iter().all(|&b| b == 0));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::capped::maybe_gzip;
+use crate::capped::{Opened, open};
 use crate::config_health::from_config_notification;
 use crate::digest::{self, DigestFile};
 use crate::envelope::{Header, Preview, RecordError};
@@ -198,8 +198,12 @@ fn decode_inner(
         inner: reader,
         count: bytes_in.clone(),
     };
-    match maybe_gzip(counted, limits.max_decompressed_bytes) {
-        Ok(plain) => {
+    match open(counted, limits.max_decompressed_bytes) {
+        Ok(Opened::Whole(plain)) => {
+            bytes_out.set(plain.len() as u64);
+            run(&mut Input::whole(io::empty(), plain), limits, &mut ctx);
+        }
+        Ok(Opened::Stream(plain)) => {
             let mut input = Input::new(
                 Counting {
                     inner: plain,

@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 
 use crate::Limits;
-use crate::capped::is_cap_exceeded;
+use crate::capped::{Pooled, is_cap_exceeded};
 use crate::skip::SkipReason;
 
 /// Read buffer for files; message bodies get one sized to the body.
@@ -200,7 +200,7 @@ fn is_ws(b: u8) -> bool {
 /// A buffered reader that knows its position and can look ahead.
 pub(crate) struct Input<R> {
     inner: R,
-    buf: Vec<u8>,
+    buf: Pooled,
     start: usize,
     end: usize,
     offset: u64,
@@ -215,13 +215,29 @@ impl<R: Read> Input<R> {
     pub(crate) fn new(inner: R, size: usize) -> Self {
         Input {
             inner,
-            buf: vec![0; size.clamp(MIN_BUF, BUF_SIZE)],
+            buf: Pooled::sized(size.clamp(MIN_BUF, BUF_SIZE)),
             start: 0,
             end: 0,
             offset: 0,
             line: 1,
             line_start: 0,
             eof: false,
+            error: None,
+        }
+    }
+
+    /// Reads `bytes` in place: the whole input, already in memory (nothing is read from
+    /// `inner`).
+    pub(crate) fn whole(inner: R, bytes: Pooled) -> Self {
+        Input {
+            inner,
+            start: 0,
+            end: bytes.len(),
+            buf: bytes,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+            eof: true,
             error: None,
         }
     }
