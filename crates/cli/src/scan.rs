@@ -197,7 +197,7 @@ pub fn scan_inputs(
     gate: &mut Gate,
     threads: usize,
     progress: &ProgressBar,
-    emit: &mut dyn FnMut(&Alert) -> io::Result<()>,
+    emit: &mut (dyn FnMut(&Alert) -> io::Result<()> + Send),
 ) -> anyhow::Result<Summary> {
     let mut order: Vec<&Input> = inputs.iter().collect();
     // Big files first, so one large file does not finish alone at the end.
@@ -277,19 +277,39 @@ pub fn scan_inputs(
             );
         }
     }
-    for (c, i) in candidate_order(&pending) {
-        let Some(candidate) = pending[c as usize][i as usize].take() else {
-            continue;
-        };
-        for alert in gate.admit(candidate) {
-            totals.alerts += 1;
-            emit(&alert).context("cannot write alert")?;
-        }
-    }
-    for alert in gate.flush() {
-        totals.alerts += 1;
-        emit(&alert).context("cannot write alert")?;
-    }
+    // The gate is serial and the other core is idle by now: printing (and freeing) the
+    // alerts happens beside it.
+    let (alerts_tx, alerts_rx) = crossbeam_channel::bounded::<Alert>(256);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let printer = scope.spawn(move || -> io::Result<()> {
+            for alert in alerts_rx {
+                emit(&alert)?;
+            }
+            Ok(())
+        });
+        let admitted = (|| {
+            for (c, i) in candidate_order(&pending) {
+                let Some(candidate) = pending[c as usize][i as usize].take() else {
+                    continue;
+                };
+                for alert in gate.admit(candidate) {
+                    totals.alerts += 1;
+                    alerts_tx.send(alert)?;
+                }
+            }
+            for alert in gate.flush() {
+                totals.alerts += 1;
+                alerts_tx.send(alert)?;
+            }
+            Ok::<_, crossbeam_channel::SendError<Alert>>(())
+        })();
+        drop(alerts_tx);
+        // A send fails only once the printer stopped; its error is the one to report.
+        let printed = printer.join().expect("the alert printer does not panic");
+        printed.context("cannot write alert")?;
+        admitted.expect("the printer is still receiving");
+        Ok(())
+    })?;
     progress.finish_and_clear();
     Ok(totals)
 }
@@ -322,8 +342,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = progress_bar(args.progress, listing.inputs.len() as u64);
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    // Not locked: alerts are printed from the thread beside the gate.
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
     let started = Instant::now();
     let mut emit = |alert: &Alert| write_alert(&mut out, alert, args.format);
     let mut summary = scan_inputs(
