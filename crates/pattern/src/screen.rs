@@ -142,8 +142,16 @@ impl Screen {
             return true;
         }
         let words = self.residual.len().div_ceil(64);
-        // Branches still possible; the last word's unused bits never get set anywhere.
-        let mut alive = vec![u64::MAX; words];
+        // Branches still possible; the last word's unused bits never get set anywhere. On
+        // the stack for up to 256 branches: this runs for every event.
+        let mut on_stack = [u64::MAX; 4];
+        let mut on_heap = Vec::new();
+        let alive: &mut [u64] = if words <= on_stack.len() {
+            &mut on_stack[..words]
+        } else {
+            on_heap.resize(words, u64::MAX);
+            &mut on_heap
+        };
         for (field, index) in self.index.iter().enumerate() {
             let admitted = match known.get(field).copied().unwrap_or_default() {
                 Known::Unknown => continue,
@@ -278,9 +286,16 @@ mod tests {
 
     #[test]
     fn ip_addresses_and_many_branches_are_judged_as_the_matcher_judges_them() {
-        // 150 branches span three words of the index; an exact IP also matches other
-        // spellings of the address, so it must not be indexed as a plain string.
-        let mut patterns: Vec<String> = (0..150)
+        // 150 branches span three words of the index (on the stack), 300 span five (on
+        // the heap).
+        many_branches(150);
+        many_branches(300);
+    }
+
+    fn many_branches(n: usize) {
+        // An exact IP also matches other spellings of the address, so it must not be
+        // indexed as a plain string.
+        let mut patterns: Vec<String> = (0..n)
             .map(|i| {
                 format!(
                     r#"{{"detail":{{"eventName":["Call{i}"],"errorCode":["E{}"]}}}}"#,
@@ -296,6 +311,8 @@ mod tests {
             ("Call0", "E0"),
             ("Call149", "E2"),
             ("Call149", "E3"),
+            ("Call299", "E5"),
+            ("Call299", "E6"),
             ("Call64", "E1"),
             ("Call200", "E0"),
             ("10.0.0.1", "x"),
