@@ -316,11 +316,21 @@ pub fn scan_inputs(
 
 /// `trailwatch scan`.
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
-    let (config, ruleset) = crate::ruleset::load(&args.rules)?;
+    let (urls, paths): (Vec<_>, Vec<_>) = args.paths.iter().cloned().partition(|p| is_s3_url(p));
+    // Walking the folders (a stat per file) and compiling the rules are independent.
+    let (loaded, listed) = std::thread::scope(|scope| {
+        let lister = scope.spawn(|| inputs::list(&paths));
+        let loaded = crate::ruleset::load(&args.rules);
+        (
+            loaded,
+            lister.join().expect("listing inputs does not panic"),
+        )
+    });
+    // Bad rules are reported first, as before.
+    let (config, ruleset) = loaded?;
+    let mut listing = listed?;
     let filter = EventFilter::new(&args.filter, Utc::now());
     let limits = limits(&args.limits);
-    let (urls, paths): (Vec<_>, Vec<_>) = args.paths.iter().cloned().partition(|p| is_s3_url(p));
-    let mut listing = inputs::list(&paths)?;
     if !urls.is_empty() {
         let s3 = S3Access::new(&config, &limits)?;
         for url in &urls {
