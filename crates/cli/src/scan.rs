@@ -287,27 +287,30 @@ pub fn scan_inputs(
             }
             Ok(())
         });
-        let admitted = (|| {
+        // A send fails only once the printer stopped on a write error: then stop too, and
+        // report that error.
+        'admit: {
             for (c, i) in candidate_order(&pending) {
                 let Some(candidate) = pending[c as usize][i as usize].take() else {
                     continue;
                 };
                 for alert in gate.admit(candidate) {
                     totals.alerts += 1;
-                    alerts_tx.send(alert)?;
+                    if alerts_tx.send(alert).is_err() {
+                        break 'admit;
+                    }
                 }
             }
             for alert in gate.flush() {
                 totals.alerts += 1;
-                alerts_tx.send(alert)?;
+                if alerts_tx.send(alert).is_err() {
+                    break 'admit;
+                }
             }
-            Ok::<_, crossbeam_channel::SendError<Alert>>(())
-        })();
+        }
         drop(alerts_tx);
-        // A send fails only once the printer stopped; its error is the one to report.
         let printed = printer.join().expect("the alert printer does not panic");
         printed.context("cannot write alert")?;
-        admitted.expect("the printer is still receiving");
         Ok(())
     })?;
     progress.finish_and_clear();
