@@ -380,3 +380,34 @@ fn stratus_alerts_are_pinned() {
     let prefix = format!("{}/", dir.display());
     common::assert_golden("stratus-alerts.jsonl", &run.stdout.replace(&prefix, ""));
 }
+
+/// Alerts are printed beside the gate; a failing write (a full disk here) must end the scan
+/// with the write error, in both orders, rather than hang or pass silently.
+#[test]
+fn a_failing_alert_write_is_an_error() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("note: /dev/full is absent; test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 200 alerts of about 1.4 KB: more than the output buffer holds.
+    let records: Vec<String> = (0..200).map(|i| record(i, "StopLogging")).collect();
+    let path = write(dir.path(), "many.json", delivery(&records).as_bytes());
+    for extra in [None, Some("--unordered")] {
+        let mut args = vec!["scan", "--format", "json", "--progress", "never", &path];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(&args)
+            .env_remove("TRAILWATCH_CONFIG")
+            .env_remove("TRAILWATCH_STATE")
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write alert") && stderr.contains("No space left"),
+            "{extra:?}: {stderr}"
+        );
+    }
+}
