@@ -104,6 +104,9 @@ pub(crate) struct Scanned {
     /// A candidate for either was cut by the end of the buffer (or a backslash stood
     /// outside a string), so [`Scanned::may_alias`] cannot tell.
     alias_unsure: bool,
+    /// Where the value sits in the input's buffer when it was left there instead of being
+    /// copied out ([`Input::read_value_in_place`]); valid until the input reads on.
+    in_place: Option<(usize, usize)>,
 }
 
 impl Scanned {
@@ -374,6 +377,36 @@ impl<R: Read> Input<R> {
         cap: usize,
         max_depth: usize,
     ) -> Result<Scanned, ScanFail> {
+        self.read_value_impl(out, cap, max_depth, false)
+    }
+
+    /// As [`Input::read_value`], but a value that lies whole in the buffer is left there
+    /// (see [`Input::value_text`]): most records do, and copying each one out was a pass
+    /// over every byte.
+    pub(crate) fn read_value_in_place(
+        &mut self,
+        out: &mut Vec<u8>,
+        cap: usize,
+        max_depth: usize,
+    ) -> Result<Scanned, ScanFail> {
+        self.read_value_impl(out, cap, max_depth, true)
+    }
+
+    /// The text of the value `seen` describes: in the buffer, or copied into `out`.
+    pub(crate) fn value_text<'a>(&'a self, out: &'a [u8], seen: &Scanned) -> &'a [u8] {
+        match seen.in_place {
+            Some((from, to)) => &self.buf[from..to],
+            None => out,
+        }
+    }
+
+    fn read_value_impl(
+        &mut self,
+        out: &mut Vec<u8>,
+        cap: usize,
+        max_depth: usize,
+        in_place: bool,
+    ) -> Result<Scanned, ScanFail> {
         let Some(first) = self.peek() else {
             return Err(self.fail_eof());
         };
@@ -470,6 +503,9 @@ impl<R: Read> Input<R> {
                 if out.len() + keep > cap {
                     seen.oversize = true;
                     out.clear();
+                } else if in_place && done && out.is_empty() {
+                    // Begun and ended in this chunk: `advance` below does not move bytes.
+                    seen.in_place = Some((self.start, self.start + keep));
                 } else {
                     out.extend_from_slice(&chunk[..keep]);
                 }
@@ -714,8 +750,8 @@ fn stream_array<R: Read>(
         }
         let pos = input.pos();
         buf.clear();
-        let s = input.read_value(buf, limits.max_record_bytes, limits.max_depth)?;
-        deliver(sink, buf, s, *index, pos);
+        let s = input.read_value_in_place(buf, limits.max_record_bytes, limits.max_depth)?;
+        deliver(sink, input.value_text(buf, &s), s, *index, pos);
         *index += 1;
         match input.skip_ws() {
             Some(b',') => {
@@ -837,6 +873,44 @@ mod tests {
                     assert_eq!(got, want, "{} cut every {step}", text.escape_ascii());
                 }
             }
+        }
+    }
+
+    /// A value read in place is the same text a copying read gives, wherever reads cut the
+    /// input; values that fit one read are left in the buffer, the others copied.
+    #[test]
+    fn values_read_in_place_are_the_values_copied() {
+        let text: &[u8] = br#"{"a":"x\\"} [1,{"b":"}"}] "s" {"userIdentity.type":"Root"}"#;
+        let values = |step: usize| {
+            let mut input = Input::new(Trickle { bytes: text, step }, 0);
+            let (mut found, mut in_place) = (Vec::new(), 0);
+            while input.skip_ws().is_some() {
+                let mut out = Vec::new();
+                let scanned = input
+                    .read_value_in_place(&mut out, usize::MAX, 64)
+                    .unwrap_or_else(|e| panic!("cut every {step}, after {found:?}: {e:?}"));
+                in_place += usize::from(scanned.in_place.is_some());
+                found.push((
+                    input.value_text(&out, &scanned).to_vec(),
+                    scanned.may_alias(),
+                ));
+            }
+            (found, in_place)
+        };
+        let (whole, in_place) = values(text.len());
+        assert_eq!(whole.len(), 4);
+        assert_eq!(in_place, 4, "each value lies whole in the one read");
+        for step in 1..text.len() {
+            let (cut, in_place) = values(step);
+            if step < 8 {
+                assert!(
+                    in_place < 4,
+                    "values cut by reads are copied (every {step})"
+                );
+            }
+            let texts =
+                |v: &[(Vec<u8>, Option<bool>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+            assert_eq!(texts(&cut), texts(&whole), "cut every {step}");
         }
     }
 
