@@ -27,7 +27,8 @@ pub struct Summary {
     pub unmatched: u64,
     /// Events left out by --since/--until/--account/--region.
     pub filtered: u64,
-    /// Events already processed before (same event id), not evaluated again.
+    /// Events that matched before (same event id: `watch` keeps the ids of matched events),
+    /// not evaluated again.
     pub duplicates: u64,
     /// Records that could not be decoded (each also reported with its position).
     pub records_skipped: u64,

@@ -31,7 +31,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use notify::{RecursiveMode, Watcher};
 use trailwatch_alert::Alert;
-use trailwatch_event::{Item, Limits, decode};
+use trailwatch_event::{Item, Limits, decode_screened};
 use trailwatch_notify::Notifier;
 use trailwatch_remediate::Remediator;
 use trailwatch_rules::{Candidate, Clock, EvalScratch, Gate, RuleSet, SystemClock};
@@ -199,10 +199,18 @@ impl<'a, 'w> Follower<'a, 'w> {
         let mut skipped = Vec::new();
         let (ruleset, store, scratch) = (self.ruleset, &self.store, &mut self.scratch);
         let mut store_error = None;
-        let decoded = decode(
+        // Records no rule can match are only counted: no event is built and the seen-event
+        // store is not asked (it holds only events that matched).
+        let mut unmatched_early = 0;
+        let decoded = decode_screened(
             reader,
             stamp.origin.as_str().into(),
             &self.limits,
+            &mut |preview| {
+                let wanted = ruleset.may_match_preview(preview);
+                unmatched_early += u64::from(!wanted);
+                wanted
+            },
             &mut |item| match item {
                 Item::Event(event) => {
                     let meta = event.meta();
@@ -246,6 +254,7 @@ impl<'a, 'w> Follower<'a, 'w> {
         for s in &skipped {
             counts.count_lossless_skip(s);
         }
+        counts.unmatched += unmatched_early;
         counts.add_decoded(&decoded);
         candidates.sort_by(|a, b| a.event_time().cmp(b.event_time()));
         let mut alerts: Vec<Alert> = Vec::new();
