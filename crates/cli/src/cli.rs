@@ -431,12 +431,23 @@ pub fn main() -> ExitCode {
     init_logging(cli.log.as_deref().unwrap_or(default_log));
     let code = match run(cli) {
         Ok(code) => code,
+        // The reader of the output went away (`trailwatch scan | head`): stop quietly, as
+        // pipelines expect.
+        Err(err) if is_broken_pipe(&err) => EXIT_OK,
         Err(err) => {
             eprintln!("trailwatch: {err:#}");
             EXIT_USAGE
         }
     };
     ExitCode::from(code)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(filter: &str) {

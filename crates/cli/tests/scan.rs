@@ -411,3 +411,31 @@ fn a_failing_alert_write_is_an_error() {
         );
     }
 }
+
+/// `trailwatch scan | head`: when the reader goes away the scan stops quietly and exits 0.
+#[test]
+fn a_closed_output_pipe_ends_the_scan_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // About 280 KB of alerts: more than a pipe holds, so writes continue after the close.
+    let records: Vec<String> = (0..200).map(|i| record(i, "StopLogging")).collect();
+    let path = write(dir.path(), "many.json", delivery(&records).as_bytes());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["scan", "--format", "json", "--progress", "never", &path])
+        .env_remove("TRAILWATCH_CONFIG")
+        .env_remove("TRAILWATCH_STATE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("cloudtrail-logging-tampered"), "{first}");
+    // (The reader is dropped here.)
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
