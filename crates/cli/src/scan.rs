@@ -88,6 +88,7 @@ fn process_input(
     };
     let mut candidates = Vec::new();
     // Most records are ruled out from their header: count them without building events.
+    // (EventBridge envelopes are not screened, so the sink below still filters.)
     let (mut filtered_early, mut unmatched_early) = (0, 0);
     let mut screen = |preview: &Preview<'_>| {
         if !ctx.filter.accepts_preview(preview) {

@@ -189,8 +189,7 @@ impl Pooled {
     pub(crate) fn sized(len: usize) -> Pooled {
         let mut v = Pooled::pop(|v| {
             let fits = v.len() >= len;
-            let length = v.len() as i128;
-            (fits, if fits { -length } else { length })
+            (fits, if fits { usize::MAX - v.len() } else { v.len() })
         });
         v.truncate(len);
         v.resize(len, 0);

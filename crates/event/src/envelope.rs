@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Provenance;
-use crate::known::{self, KNOWN_FIELDS, Known, Seen, SeenFields};
+use crate::known::{self, KNOWN_FIELDS, Known, MetaStrings, Seen, SeenFields};
 use crate::probe::{Probe, Screened, Text, first_byte, raw_str};
 
 /// `detail-type` of an API call record.
@@ -158,21 +158,13 @@ impl Event {
     /// What the decoder knows for certain about the fields of [`KNOWN_FIELDS`], in that
     /// order (for a matcher's screen).
     pub fn known_fields(&self) -> [Known<'_>; KNOWN_FIELDS.len()] {
-        std::array::from_fn(|i| match self.known[i] {
-            Seen::Unknown => Known::Unknown,
-            Seen::Absent => Known::Absent,
-            Seen::Json(start, end) => self
-                .json
-                .get(start as usize..end as usize)
-                .map_or(Known::Unknown, Known::Str),
-            Seen::Meta => Known::Str(match i {
-                known::SOURCE => &self.meta.source,
-                known::DETAIL_TYPE => &self.meta.detail_type,
-                known::ACCOUNT => &self.meta.account,
-                known::REGION => &self.meta.region,
-                _ => return Known::Unknown,
-            }),
-        })
+        let meta = MetaStrings {
+            source: &self.meta.source,
+            detail_type: &self.meta.detail_type,
+            account: &self.meta.account,
+            region: &self.meta.region,
+        };
+        known::resolve(&self.known, &self.json, 0, &meta)
     }
 
     /// Parses the envelope into a [`serde_json::Value`] (for rules and templates; only worth
@@ -264,6 +256,7 @@ impl Event {
     ) -> Result<Event, RecordError> {
         Ok(Header::from_probe(record, p, may_alias)?.into_event(provenance))
     }
+
     /// Builds an event from envelope parts produced by this crate (Config SNS notifications).
     pub(crate) fn from_parts(parts: EnvelopeParts<'_>, provenance: Provenance) -> Event {
         let mut json = String::with_capacity(parts.detail.len() + 220);
@@ -466,7 +459,6 @@ pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Appends `s` as a JSON string literal.
 /// A record's envelope fields before the envelope is built: what a caller needs to decide
 /// whether an event is worth building at all (see [`crate::decode_screened`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -590,32 +582,17 @@ impl<'p> Header<'p> {
 
     /// The fields a caller screens on, borrowed.
     pub(crate) fn preview(&self) -> Preview<'_> {
-        let known = std::array::from_fn(|i| match self.known[i] {
-            Seen::Unknown => Known::Unknown,
-            Seen::Absent => Known::Absent,
-            Seen::Json(start, end) => {
-                let from = (start as usize).checked_sub(self.detail_start);
-                let to = (end as usize).checked_sub(self.detail_start);
-                match (from, to) {
-                    (Some(from), Some(to)) => {
-                        self.record.get(from..to).map_or(Known::Unknown, Known::Str)
-                    }
-                    _ => Known::Unknown,
-                }
-            }
-            Seen::Meta => Known::Str(match i {
-                known::SOURCE => &self.source,
-                known::DETAIL_TYPE => self.detail_type,
-                known::ACCOUNT => self.account,
-                known::REGION => self.region,
-                _ => return Known::Unknown,
-            }),
-        });
+        let meta = MetaStrings {
+            source: &self.source,
+            detail_type: self.detail_type,
+            account: self.account,
+            region: self.region,
+        };
         Preview {
             time: self.time,
             account: self.account,
             region: self.region,
-            known,
+            known: known::resolve(&self.known, self.record, self.detail_start, &meta),
         }
     }
 
@@ -681,6 +658,7 @@ fn json_str_len(s: &str) -> usize {
         .sum::<usize>()
 }
 
+/// Appends `s` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {

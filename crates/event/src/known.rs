@@ -57,6 +57,44 @@ pub(crate) const ENVELOPE_FROM_META: SeenFields = {
     seen
 };
 
+/// The envelope fields an event keeps as strings ([`Seen::Meta`]).
+pub(crate) struct MetaStrings<'a> {
+    pub source: &'a str,
+    pub detail_type: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+/// `seen` as [`Known`] values. `text` is the envelope text from byte `text_start` on: the
+/// whole envelope of a built event (0), or the record of one not yet built (where `detail`
+/// will start). One reading for both, so a preview tells what its event will.
+pub(crate) fn resolve<'a>(
+    seen: &SeenFields,
+    text: &'a str,
+    text_start: usize,
+    meta: &MetaStrings<'a>,
+) -> [Known<'a>; KNOWN_FIELDS.len()] {
+    std::array::from_fn(|i| match seen[i] {
+        Seen::Unknown => Known::Unknown,
+        Seen::Absent => Known::Absent,
+        Seen::Json(start, end) => {
+            let from = (start as usize).checked_sub(text_start);
+            let to = (end as usize).checked_sub(text_start);
+            match (from, to) {
+                (Some(from), Some(to)) => text.get(from..to).map_or(Known::Unknown, Known::Str),
+                _ => Known::Unknown,
+            }
+        }
+        Seen::Meta => Known::Str(match i {
+            SOURCE => meta.source,
+            DETAIL_TYPE => meta.detail_type,
+            ACCOUNT => meta.account,
+            REGION => meta.region,
+            _ => return Known::Unknown,
+        }),
+    })
+}
+
 /// Where `value`, borrowed from `record`, sits in the envelope text whose `detail` starts at
 /// `detail_start`; unknown if it is not a verbatim slice of the record (it had escapes).
 pub(crate) fn seen_in_record(record: &str, value: &str, detail_start: usize) -> Seen {
